@@ -1,0 +1,92 @@
+//! The `sluice` command: `serve` runs the server, `demo` shows the whole
+//! story against a private, throttled MariaDB, `config-reference` prints the
+//! settings table. Parsing and printing only; the work happens in the library.
+
+pub mod demo;
+
+use crate::config::{Config, RawConfig};
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+
+#[derive(Debug, Parser)]
+#[command(name = "sluice", version, about = "A durable write buffer for MariaDB")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run sluice: the HTTP front, the queue, the drainer.
+    Serve(Box<ServeArgs>),
+    /// Start a private MariaDB and sluice, drive writes, stall and freeze
+    /// MariaDB, and verify that every acknowledged write landed exactly once.
+    Demo(demo::DemoArgs),
+    /// Print the configuration reference (Markdown).
+    ConfigReference,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ServeArgs {
+    /// TOML configuration file; flags and SLUICE_* variables override it.
+    #[arg(long, env = "SLUICE_CONFIG")]
+    pub config: Option<PathBuf>,
+    #[command(flatten)]
+    pub settings: RawConfig,
+}
+
+/// Load and validate the configuration of `serve`.
+pub fn load_config(args: &ServeArgs) -> anyhow::Result<Config> {
+    let file = match &args.config {
+        Some(p) => RawConfig::from_file(p)?,
+        None => RawConfig::default(),
+    };
+    let raw = args.settings.clone().over(file);
+    Ok(Config::from_raw(&raw)?)
+}
+
+pub fn init_tracing(filter: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_new(filter)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+pub fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Serve(args) => {
+            let config = load_config(&args).context("refusing to start")?;
+            init_tracing(&config.log);
+            let rt = tokio::runtime::Runtime::new()?;
+            rt.block_on(crate::server::run(config, shutdown_signal()))?;
+            Ok(())
+        }
+        Command::Demo(args) => {
+            let rt = tokio::runtime::Runtime::new()?;
+            rt.block_on(demo::run(args))
+        }
+        Command::ConfigReference => {
+            print!("{}", crate::config::reference_markdown());
+            Ok(())
+        }
+    }
+}
+
+/// SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = match signal(SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}

@@ -1,0 +1,259 @@
+//! The drainer: applies queued writes to the primary in queue order, each in
+//! a transaction with its ledger row and its recorded session context, and
+//! the ledger pruner.
+//!
+//! Consecutive writes share one transaction (the batch size adapts to the
+//! database's latency, see `pacing`); a batch that meets a definitive error or
+//! an already-applied write is retried one write at a time to isolate it. A
+//! definitive SQL error moves the write to the dead-letter list and the queue
+//! keeps moving; any other failure is retried forever with capped backoff
+//! (`backon`). Only the drainer removes writes from the queue, and it only
+//! switches `draining → direct` after seeing the queue empty under the mode
+//! write lock.
+
+use super::mode::{Event, Mode};
+use super::pacing::Pacer;
+use super::queue::index;
+use super::queue::{Head, QueuedWrite};
+use super::write::{WriteId, WriteStatus};
+use super::Inner;
+use crate::db::DbError;
+use backon::{BackoffBuilder, ExponentialBuilder};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio_util::sync::CancellationToken;
+
+pub(crate) async fn run(inner: Arc<Inner>, stop: CancellationToken) {
+    let mut pacer = Pacer::new(inner.cfg.pacing);
+    let mut mode_rx = inner.mode.subscribe();
+    let backoff_builder = ExponentialBuilder::default()
+        .with_min_delay(inner.cfg.backoff_min)
+        .with_max_delay(inner.cfg.backoff_max)
+        .with_jitter()
+        .without_max_times();
+    let mut backoff = None;
+    // Queue entries up to this sequence are applied one at a time.
+    let mut isolate_until = 0u64;
+    loop {
+        if stop.is_cancelled() {
+            return;
+        }
+        if inner.mode.mode() != Mode::Draining || inner.paused.load(Ordering::SeqCst) {
+            tokio::select! {
+                _ = mode_rx.changed() => {}
+                _ = inner.drain_wake.notified() => {}
+                _ = stop.cancelled() => return,
+            }
+            continue;
+        }
+        inner
+            .drain_batch
+            .store(pacer.batch() as u64, Ordering::Relaxed);
+        let heads = match inner.queue.head(pacer.batch()) {
+            Ok(h) => h,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot read the queue; retrying");
+                sleep_or_stop(Duration::from_secs(1), &stop).await;
+                continue;
+            }
+        };
+        if heads.is_empty() {
+            inner
+                .mode
+                .apply_if(Event::QueueEmpty, || inner.queue.is_empty());
+            continue;
+        }
+        // Take the run of good entries at the head; quarantine a bad one.
+        let mut batch: Vec<(u64, u64, QueuedWrite)> = Vec::new();
+        for h in heads {
+            match h {
+                Head::Ok { seq, size, entry } => {
+                    let alone = entry.outcome_unknown || entry.attempts > 0 || seq <= isolate_until;
+                    if alone && !batch.is_empty() {
+                        break;
+                    }
+                    batch.push((seq, size, entry));
+                    if alone {
+                        break;
+                    }
+                }
+                Head::Corrupt { key, raw, error } => {
+                    if batch.is_empty() {
+                        tracing::error!(key = ?key, %error, "corrupt queue record moved to quarantine");
+                        if let Err(e) = inner.queue.quarantine(&key, &raw) {
+                            tracing::error!(error = %e, "cannot quarantine a corrupt record");
+                            sleep_or_stop(Duration::from_secs(1), &stop).await;
+                        } else {
+                            inner.counters.quarantined.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                    break;
+                }
+            }
+        }
+        if batch.is_empty() {
+            continue;
+        }
+
+        let writes: Vec<_> = batch.iter().map(|(_, _, e)| &e.write).collect();
+        let started = Instant::now();
+        let db = inner.db();
+        let result = tokio::select! {
+            r = db.apply(&writes, true) => r,
+            _ = stop.cancelled() => return,
+        };
+        let took = started.elapsed();
+        match result {
+            Ok(results) => {
+                for ((seq, _, entry), results) in batch.iter().zip(results) {
+                    finish(
+                        &inner,
+                        *seq,
+                        entry,
+                        WriteStatus::Applied {
+                            results: Some(results),
+                        },
+                    );
+                }
+                inner
+                    .counters
+                    .drained
+                    .fetch_add(batch.len() as u64, Ordering::Relaxed);
+                pacer.on_success(batch.len(), took);
+                backoff = None;
+                let pause = pacer.pause_after(batch.len(), took);
+                if !pause.is_zero() {
+                    sleep_or_stop(pause, &stop).await;
+                }
+            }
+            Err(DbError::Definitive { .. } | DbError::AlreadyApplied { .. }) if batch.len() > 1 => {
+                isolate_until = batch.last().map(|b| b.0).unwrap_or(0);
+            }
+            Err(DbError::AlreadyApplied { .. }) => {
+                let (seq, _, entry) = &batch[0];
+                tracing::info!(id = %entry.write.id, "ledger shows the write already committed; not applying it again");
+                inner.counters.ledger_skips.fetch_add(1, Ordering::Relaxed);
+                finish(&inner, *seq, entry, WriteStatus::Applied { results: None });
+            }
+            Err(DbError::Definitive { error, .. }) => {
+                let (seq, _, entry) = batch.swap_remove(0);
+                let id = entry.write.id;
+                tracing::warn!(%id, %error, "MariaDB refused a queued write; moved to dead letters");
+                if let Err(e) = inner.queue.dead_letter(seq, entry.clone(), error.clone()) {
+                    tracing::error!(error = %e, "cannot move a write to the dead letters; retrying");
+                    sleep_or_stop(Duration::from_secs(1), &stop).await;
+                    continue;
+                }
+                let status = WriteStatus::Dead { error };
+                let _ = index::put_status(
+                    &**inner.queue.store(),
+                    id,
+                    status.clone(),
+                    entry.write.idempotency_key.clone(),
+                );
+                inner.counters.dead_lettered.fetch_add(1, Ordering::Relaxed);
+                inner.notify(id, &status);
+            }
+            Err(e) => {
+                let unknown = e.outcome_unknown();
+                tracing::warn!(error = %e, batch = batch.len(), outcome_unknown = unknown, "drain batch failed; will retry");
+                for (seq, size, entry) in &batch {
+                    let mut updated = entry.clone();
+                    updated.attempts += 1;
+                    updated.outcome_unknown |= unknown;
+                    updated.last_error = Some(e.to_string());
+                    if let Err(err) = inner.queue.update(*seq, *size, &updated) {
+                        tracing::error!(error = %err, "cannot record a failed attempt");
+                    }
+                }
+                pacer.on_failure();
+                if matches!(e, DbError::Transient { .. }) {
+                    // MariaDB answered (busy, deadlock, read-only): stay, back off.
+                } else {
+                    db.clear_idle();
+                    inner.mode.apply(Event::DrainFailed(e.to_string()));
+                }
+                let delay = backoff
+                    .get_or_insert_with(|| backoff_builder.build())
+                    .next()
+                    .unwrap_or(inner.cfg.backoff_max);
+                sleep_or_stop(delay, &stop).await;
+            }
+        }
+    }
+}
+
+/// Record a write's final status, take it off the queue, answer its waiter.
+fn finish(inner: &Inner, seq: u64, entry: &QueuedWrite, status: WriteStatus) {
+    let id: WriteId = entry.write.id;
+    if let Err(e) = index::put_status(
+        &**inner.queue.store(),
+        id,
+        status.clone(),
+        entry.write.idempotency_key.clone(),
+    ) {
+        tracing::error!(%id, error = %e, "cannot record a write's status");
+    }
+    if let Err(e) = inner.queue.remove(seq) {
+        tracing::error!(%id, error = %e, "cannot remove an applied write from the queue; the ledger will skip it on replay");
+    }
+    inner.notify(id, &status);
+}
+
+async fn sleep_or_stop(d: Duration, stop: &CancellationToken) {
+    tokio::select! {
+        _ = tokio::time::sleep(d) => {}
+        _ = stop.cancelled() => {}
+    }
+}
+
+/// The pruner: while the queue is empty (`direct`), delete ledger rows and
+/// status entries older than the retention period. A queued write may still
+/// need its ledger row, so nothing is pruned while anything is queued.
+pub(crate) async fn prune(inner: Arc<Inner>, stop: CancellationToken) {
+    const BATCH: u64 = 1000;
+    loop {
+        sleep_or_stop(inner.cfg.prune_interval, &stop).await;
+        if stop.is_cancelled() {
+            return;
+        }
+        if inner.mode.mode() != Mode::Direct {
+            continue;
+        }
+        let retention = inner.cfg.ledger_retention;
+        let cutoff = std::time::SystemTime::now() - retention;
+        let cutoff_secs = cutoff
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs() as i64)
+            .unwrap_or(0);
+        loop {
+            if inner.mode.mode() != Mode::Direct || stop.is_cancelled() {
+                break;
+            }
+            match inner.db().prune_ledger(cutoff_secs, BATCH).await {
+                Ok(n) => {
+                    inner.counters.ledger_pruned.fetch_add(n, Ordering::Relaxed);
+                    if n < BATCH {
+                        break;
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "ledger prune failed");
+                    break;
+                }
+            }
+        }
+        let floor = WriteId::floor_at_millis(
+            cutoff
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_millis() as u64)
+                .unwrap_or(0),
+        );
+        while let Ok(n) = index::prune(&**inner.queue.store(), floor, BATCH as usize) {
+            if n < BATCH as usize {
+                break;
+            }
+        }
+    }
+}

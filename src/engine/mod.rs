@@ -1,0 +1,629 @@
+//! The engine: the one API both fronts call ([`Engine::submit`],
+//! [`Engine::write_status`], [`Engine::status`]). It owns the mode state
+//! machine, the durable queue, the drainer, the health monitor and the ledger
+//! pruner, and decides for every write whether it goes direct or to the queue.
+//!
+//! Tasks it spawns (all under one tracker, stopped by [`Engine::shutdown`]):
+//! the group-commit flusher, the health monitor, the drainer, the pruner.
+//! It knows nothing of HTTP or MySQL packets, and only reaches MariaDB
+//! through [`crate::db`].
+
+pub mod drainer;
+pub mod health;
+pub mod mode;
+pub mod pacing;
+pub mod queue;
+pub mod validate;
+pub mod write;
+
+use crate::db::{Database, DbError};
+use mode::{Event, Mode, ModeCell, ModeState};
+use queue::index::{self, IdempotencyRecord};
+use queue::store::{QueueStore, Space};
+use queue::{Queue, QueueError, QueueLimits, QueuedWrite};
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+use thiserror::Error;
+use tokio::sync::{oneshot, Notify};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use write::{
+    IdGenerator, SessionContext, SqlError, Statement, StatementResult, Write, WriteId, WriteStatus,
+};
+
+/// Engine settings (validated by `config`).
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    pub probe_interval: Duration,
+    /// Consecutive healthy probes needed to leave `buffering`.
+    pub recover_after: u32,
+    pub limits: QueueLimits,
+    pub pacing: pacing::PacingConfig,
+    pub backoff_min: Duration,
+    pub backoff_max: Duration,
+    pub ledger_retention: Duration,
+    pub prune_interval: Duration,
+}
+
+/// Session settings a client asks for; `None` means the server default.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RequestContext {
+    pub database: Option<String>,
+    pub sql_mode: Option<String>,
+    pub time_zone: Option<String>,
+    pub charset: Option<String>,
+}
+
+/// A write as a front hands it to the engine.
+#[derive(Debug, Clone)]
+pub struct WriteRequest {
+    pub statements: Vec<Statement>,
+    pub context: RequestContext,
+    pub idempotency_key: Option<String>,
+    pub ordering_key: Option<String>,
+    /// How long to hold the caller for the write to be applied if it has to
+    /// be queued (zero: answer as soon as it is durably queued).
+    pub wait: Duration,
+}
+
+/// A successful answer.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Submitted {
+    Applied {
+        id: WriteId,
+        results: Option<Vec<StatementResult>>,
+    },
+    Queued {
+        id: WriteId,
+    },
+}
+
+#[derive(Debug, Error)]
+pub enum EngineError {
+    #[error("{0}")]
+    Invalid(String),
+    #[error("MariaDB refused the write: {error}")]
+    Sql {
+        id: Option<WriteId>,
+        error: SqlError,
+    },
+    #[error("the queue is full ({depth} writes, {bytes} bytes queued){}; retry later", if *.outcome_unknown { "; an earlier attempt of this write may have committed" } else { "" })]
+    QueueFull {
+        depth: u64,
+        bytes: u64,
+        outcome_unknown: bool,
+    },
+    #[error("idempotency key {key:?} was already used for a different request")]
+    IdempotencyMismatch { key: String },
+    #[error("the write could not be made durable: {0}")]
+    NotDurable(String),
+    #[error("sluice is shutting down")]
+    ShuttingDown,
+    #[error("queue store error: {0}")]
+    Store(String),
+}
+
+impl From<QueueError> for EngineError {
+    fn from(e: QueueError) -> Self {
+        match e {
+            QueueError::Full { depth, bytes, .. } => EngineError::QueueFull {
+                depth,
+                bytes,
+                outcome_unknown: false,
+            },
+            QueueError::Sync(e) => EngineError::NotDurable(e.to_string()),
+            other => EngineError::Store(other.to_string()),
+        }
+    }
+}
+
+/// Persisted engine state: which database writes go to, and the failover
+/// epoch (raised before any failover touches anything).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TargetRecord {
+    pub epoch: u64,
+    pub address: String,
+}
+
+/// Counters since start.
+#[derive(Debug, Default)]
+pub struct Counters {
+    pub direct_applied: AtomicU64,
+    pub enqueued: AtomicU64,
+    pub drained: AtomicU64,
+    pub dead_lettered: AtomicU64,
+    pub ledger_skips: AtomicU64,
+    pub quarantined: AtomicU64,
+    pub ledger_pruned: AtomicU64,
+}
+
+pub(crate) struct Inner {
+    cfg: EngineConfig,
+    queue: Queue,
+    db: RwLock<Arc<Database>>,
+    mode: ModeCell,
+    ids: IdGenerator,
+    waiters: Mutex<HashMap<WriteId, Vec<oneshot::Sender<WriteStatus>>>>,
+    health: Mutex<health::Health>,
+    drain_wake: Notify,
+    paused: AtomicBool,
+    target: Mutex<TargetRecord>,
+    counters: Counters,
+    drain_batch: AtomicU64,
+}
+
+impl Inner {
+    fn db(&self) -> Arc<Database> {
+        self.db.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    fn notify(&self, id: WriteId, status: &WriteStatus) {
+        let senders = self
+            .waiters
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&id);
+        for s in senders.into_iter().flatten() {
+            let _ = s.send(status.clone());
+        }
+    }
+}
+
+/// The engine handle. Cheap to clone.
+#[derive(Clone)]
+pub struct Engine {
+    inner: Arc<Inner>,
+    tasks: TaskTracker,
+    stop: CancellationToken,
+}
+
+/// A snapshot for `/v1/status`.
+#[derive(Debug, Clone, Serialize)]
+pub struct EngineStatus {
+    pub mode: ModeState,
+    pub primary: health::PrimaryStatus,
+    pub queue: QueueStatus,
+    pub drain: DrainStatus,
+    pub target: TargetRecord,
+    pub counters: HashMap<&'static str, u64>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct QueueStatus {
+    pub depth: u64,
+    pub bytes: u64,
+    pub oldest_age_seconds: Option<f64>,
+    pub dead_letters: u64,
+    pub quarantined: u64,
+    pub limit_count: u64,
+    pub limit_bytes: u64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct DrainStatus {
+    pub paused: bool,
+    pub batch_size: u64,
+}
+
+impl Engine {
+    /// Open the engine on `store` and `db`, and start its tasks.
+    pub async fn start(
+        cfg: EngineConfig,
+        store: Arc<dyn QueueStore>,
+        db: Database,
+    ) -> Result<Engine, EngineError> {
+        let queue = Queue::open(store.clone(), cfg.limits)?;
+        let target = load_target(&*store, &db.address())?;
+        let inner = Arc::new(Inner {
+            mode: ModeCell::new(
+                Mode::Buffering,
+                "starting: waiting for the first healthy probe",
+            ),
+            queue,
+            db: RwLock::new(Arc::new(db)),
+            ids: IdGenerator::default(),
+            waiters: Mutex::new(HashMap::new()),
+            health: Mutex::new(health::Health::default()),
+            drain_wake: Notify::new(),
+            paused: AtomicBool::new(false),
+            target: Mutex::new(target),
+            counters: Counters::default(),
+            drain_batch: AtomicU64::new(0),
+            cfg,
+        });
+        let stop = CancellationToken::new();
+        let tasks = TaskTracker::new();
+        let gc = inner.queue.group_commit().clone();
+        tasks.spawn(gc.run(stop.clone()));
+        tasks.spawn(health::run(inner.clone(), stop.clone()));
+        tasks.spawn(drainer::run(inner.clone(), stop.clone()));
+        tasks.spawn(drainer::prune(inner.clone(), stop.clone()));
+        tasks.close();
+        let stats = inner.queue.stats();
+        tracing::info!(
+            depth = stats.depth,
+            dead = stats.dead,
+            primary = %inner.db().address(),
+            "engine started"
+        );
+        Ok(Engine { inner, tasks, stop })
+    }
+
+    /// Accept a write: apply it directly or queue it, and answer honestly.
+    pub async fn submit(&self, req: WriteRequest) -> Result<Submitted, EngineError> {
+        validate::validate(
+            &req.statements,
+            &req.context,
+            req.idempotency_key.as_deref(),
+        )?;
+        if self.stop.is_cancelled() {
+            return Err(EngineError::ShuttingDown);
+        }
+        let store = self.inner.queue.store().clone();
+        let fp = request_fingerprint(&req);
+        if let Some(key) = &req.idempotency_key {
+            if let Some(rec) = index::get_idempotency(&*store, key)? {
+                if rec.fingerprint != fp {
+                    return Err(EngineError::IdempotencyMismatch { key: key.clone() });
+                }
+                return self.resume(rec.id, req).await;
+            }
+        }
+        let id = self.inner.ids.next();
+        if let Some(key) = &req.idempotency_key {
+            index::put_idempotency(
+                &*store,
+                key,
+                &IdempotencyRecord {
+                    id,
+                    fingerprint: fp,
+                },
+            )?;
+        }
+        self.dispatch(build_write(id, &req), req.wait).await
+    }
+
+    /// A repeated idempotency key: answer with the first write's fate.
+    async fn resume(&self, id: WriteId, req: WriteRequest) -> Result<Submitted, EngineError> {
+        let rx = self.register(id);
+        let status = index::get_status(&**self.inner.queue.store(), id)?;
+        match status.map(|s| s.status) {
+            Some(WriteStatus::Applied { results }) => {
+                self.unregister(id);
+                Ok(Submitted::Applied { id, results })
+            }
+            Some(WriteStatus::Dead { error }) => {
+                self.unregister(id);
+                Err(EngineError::Sql {
+                    id: Some(id),
+                    error,
+                })
+            }
+            Some(WriteStatus::Queued) => self.await_applied(id, rx, req.wait).await,
+            None => {
+                // The first attempt was never answered (sluice stopped while
+                // it was in flight). Run it again under the same id: the
+                // ledger makes sure it applies at most once.
+                self.unregister(id);
+                self.dispatch(build_write(id, &req), req.wait).await
+            }
+        }
+    }
+
+    async fn dispatch(&self, write: Write, wait: Duration) -> Result<Submitted, EngineError> {
+        let id = write.id;
+        // Decide under the mode lock: queue if anything is (or may be) queued.
+        let rx = self.register(id);
+        let queued = {
+            let guard = self.inner.mode.read();
+            if guard.mode == Mode::Direct {
+                None
+            } else {
+                Some(self.append(&write, false, None))
+            }
+        };
+        match queued {
+            Some(appended) => return self.after_append(id, rx, appended, false, wait).await,
+            None => self.unregister(id),
+        }
+
+        let db = self.inner.db();
+        match db.apply(&[&write], false).await {
+            Ok(mut results) => {
+                let results = results.pop();
+                self.inner
+                    .counters
+                    .direct_applied
+                    .fetch_add(1, Ordering::Relaxed);
+                let status = WriteStatus::Applied {
+                    results: results.clone(),
+                };
+                index::put_status(
+                    &**self.inner.queue.store(),
+                    id,
+                    status,
+                    write.idempotency_key.clone(),
+                )?;
+                Ok(Submitted::Applied { id, results })
+            }
+            Err(DbError::AlreadyApplied { original }) => {
+                self.inner
+                    .counters
+                    .ledger_skips
+                    .fetch_add(1, Ordering::Relaxed);
+                Ok(Submitted::Applied {
+                    id: original.unwrap_or(id),
+                    results: None,
+                })
+            }
+            Err(DbError::Definitive { error, .. }) => Err(EngineError::Sql { id: None, error }),
+            Err(e) => {
+                // Not applied, or unknown: queue it. The ledger decides later.
+                let unknown = e.outcome_unknown();
+                tracing::warn!(%id, error = %e, outcome_unknown = unknown, "direct write failed; queueing it");
+                db.clear_idle();
+                let rx = self.register(id);
+                let appended = loop {
+                    {
+                        let guard = self.inner.mode.read();
+                        if guard.mode != Mode::Direct {
+                            break self.append(&write, unknown, Some(e.to_string()));
+                        }
+                    }
+                    self.inner.mode.apply(Event::WriteFailed(e.to_string()));
+                };
+                self.after_append(id, rx, appended, unknown, wait).await
+            }
+        }
+    }
+
+    /// Append to the queue (caller holds the mode read lock) and index it.
+    fn append(
+        &self,
+        write: &Write,
+        unknown: bool,
+        last_error: Option<String>,
+    ) -> Result<u64, QueueError> {
+        let entry = QueuedWrite {
+            write: write.clone(),
+            outcome_unknown: unknown,
+            attempts: u32::from(unknown || last_error.is_some()),
+            last_error,
+        };
+        let seq = self.inner.queue.append(&entry)?;
+        index::put_status(
+            &**self.inner.queue.store(),
+            write.id,
+            WriteStatus::Queued,
+            write.idempotency_key.clone(),
+        )?;
+        Ok(seq)
+    }
+
+    async fn after_append(
+        &self,
+        id: WriteId,
+        rx: oneshot::Receiver<WriteStatus>,
+        appended: Result<u64, QueueError>,
+        unknown: bool,
+        wait: Duration,
+    ) -> Result<Submitted, EngineError> {
+        if let Err(e) = appended {
+            self.unregister(id);
+            return Err(match EngineError::from(e) {
+                EngineError::QueueFull { depth, bytes, .. } => EngineError::QueueFull {
+                    depth,
+                    bytes,
+                    outcome_unknown: unknown,
+                },
+                other => other,
+            });
+        }
+        self.inner.counters.enqueued.fetch_add(1, Ordering::Relaxed);
+        if let Err(e) = self.inner.queue.sync().await {
+            self.unregister(id);
+            return Err(e.into());
+        }
+        self.inner.drain_wake.notify_one();
+        self.await_applied(id, rx, wait).await
+    }
+
+    async fn await_applied(
+        &self,
+        id: WriteId,
+        rx: oneshot::Receiver<WriteStatus>,
+        wait: Duration,
+    ) -> Result<Submitted, EngineError> {
+        let outcome = tokio::time::timeout(wait, rx).await;
+        match outcome {
+            Ok(Ok(WriteStatus::Applied { results })) => Ok(Submitted::Applied { id, results }),
+            Ok(Ok(WriteStatus::Dead { error })) => Err(EngineError::Sql {
+                id: Some(id),
+                error,
+            }),
+            // Still queued: the write is durable, so this is an answer, not an error.
+            Ok(Ok(WriteStatus::Queued)) | Ok(Err(_)) | Err(_) => {
+                self.unregister(id);
+                Ok(Submitted::Queued { id })
+            }
+        }
+    }
+
+    fn register(&self, id: WriteId) -> oneshot::Receiver<WriteStatus> {
+        let (tx, rx) = oneshot::channel();
+        self.inner
+            .waiters
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(id)
+            .or_default()
+            .push(tx);
+        rx
+    }
+
+    fn unregister(&self, id: WriteId) {
+        let mut w = self.inner.waiters.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(list) = w.get_mut(&id) {
+            list.retain(|s| !s.is_closed());
+            if list.is_empty() {
+                w.remove(&id);
+            }
+        }
+    }
+
+    /// What became of write `id` (`None`: unknown id, or pruned).
+    pub fn write_status(&self, id: WriteId) -> Result<Option<WriteStatus>, EngineError> {
+        Ok(index::get_status(&**self.inner.queue.store(), id)?.map(|r| r.status))
+    }
+
+    pub fn mode(&self) -> Mode {
+        self.inner.mode.mode()
+    }
+
+    /// Subscribe to mode changes.
+    pub fn mode_changes(&self) -> tokio::sync::watch::Receiver<Mode> {
+        self.inner.mode.subscribe()
+    }
+
+    pub fn status(&self) -> EngineStatus {
+        let inner = &self.inner;
+        let q = inner.queue.stats();
+        let now = write::now_micros();
+        let c = &inner.counters;
+        let counters = HashMap::from([
+            ("direct_applied", c.direct_applied.load(Ordering::Relaxed)),
+            ("enqueued", c.enqueued.load(Ordering::Relaxed)),
+            ("drained", c.drained.load(Ordering::Relaxed)),
+            ("dead_lettered", c.dead_lettered.load(Ordering::Relaxed)),
+            ("ledger_skips", c.ledger_skips.load(Ordering::Relaxed)),
+            ("quarantined", c.quarantined.load(Ordering::Relaxed)),
+            ("ledger_pruned", c.ledger_pruned.load(Ordering::Relaxed)),
+            ("store_flushes", inner.queue.group_commit().flushes()),
+        ]);
+        EngineStatus {
+            mode: inner.mode.snapshot(),
+            primary: inner
+                .health
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .snapshot(&inner.db().address()),
+            queue: QueueStatus {
+                depth: q.depth,
+                bytes: q.bytes,
+                oldest_age_seconds: q
+                    .oldest_accepted_micros
+                    .map(|t| ((now - t).max(0) as f64) / 1e6),
+                dead_letters: q.dead,
+                quarantined: q.quarantined,
+                limit_count: inner.cfg.limits.max_count,
+                limit_bytes: inner.cfg.limits.max_bytes,
+            },
+            drain: DrainStatus {
+                paused: inner.paused.load(Ordering::Relaxed),
+                batch_size: inner.drain_batch.load(Ordering::Relaxed),
+            },
+            target: inner
+                .target
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone(),
+            counters,
+        }
+    }
+
+    /// Pause or resume the drainer (writes keep being queued while paused).
+    pub fn set_drain_paused(&self, paused: bool) {
+        self.inner.paused.store(paused, Ordering::SeqCst);
+        tracing::info!(paused, "drain pause changed");
+        self.inner.drain_wake.notify_one();
+    }
+
+    /// Dead letters, oldest first.
+    pub fn dead_letters(
+        &self,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<(u64, queue::DeadLetter)>, EngineError> {
+        Ok(self.inner.queue.dead_letters(after, limit)?)
+    }
+
+    /// Stop the tasks (bounded wait), flushing the store last. Writes that
+    /// clients are still waiting on stay queued and are answered "queued".
+    pub async fn shutdown(&self, within: Duration) {
+        self.stop.cancel();
+        if tokio::time::timeout(within, self.tasks.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                tasks = self.tasks.len(),
+                "engine tasks still running at shutdown deadline"
+            );
+        }
+        if let Err(e) = self.inner.queue.store().flush().await {
+            tracing::error!(error = %e, "final store flush failed");
+        }
+        self.inner
+            .waiters
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clear();
+    }
+}
+
+fn build_write(id: WriteId, req: &WriteRequest) -> Write {
+    Write {
+        id,
+        statements: req.statements.clone(),
+        context: SessionContext {
+            database: req.context.database.clone(),
+            sql_mode: req.context.sql_mode.clone(),
+            time_zone: req.context.time_zone.clone(),
+            charset: req.context.charset.clone(),
+            accepted_at_micros: write::now_micros(),
+        },
+        idempotency_key: req.idempotency_key.clone(),
+        ordering_key: req.ordering_key.clone(),
+    }
+}
+
+/// A hash of what the request asks for (not of when), stable across restarts.
+fn request_fingerprint(req: &WriteRequest) -> u64 {
+    let shape = (
+        &req.statements,
+        &req.context.database,
+        &req.context.sql_mode,
+        &req.context.time_zone,
+        &req.context.charset,
+        &req.ordering_key,
+    );
+    let bytes =
+        bincode::serde::encode_to_vec(shape, bincode::config::standard()).unwrap_or_default();
+    index::fingerprint(&bytes)
+}
+
+fn load_target(store: &dyn QueueStore, address: &str) -> Result<TargetRecord, EngineError> {
+    let key = b"target";
+    if let Some(raw) = store
+        .get(Space::Meta, key)
+        .map_err(|e| EngineError::Store(e.to_string()))?
+    {
+        let rec: TargetRecord =
+            queue::record::decode(&raw).map_err(|e| EngineError::Store(e.to_string()))?;
+        if rec.epoch > 0 {
+            return Ok(rec);
+        }
+    }
+    let rec = TargetRecord {
+        epoch: 0,
+        address: address.to_string(),
+    };
+    let raw = queue::record::encode(&rec).map_err(|e| EngineError::Store(e.to_string()))?;
+    store
+        .insert(Space::Meta, key, &raw)
+        .map_err(|e| EngineError::Store(e.to_string()))?;
+    Ok(rec)
+}

@@ -1,0 +1,227 @@
+//! The mode state machine: `direct` → `buffering` → `draining` → `direct`.
+//! Every transition is decided in [`next`], in one `match`, and applied in
+//! [`ModeCell::apply`], which logs it with its reason.
+//!
+//! The cell's lock is also what keeps order: a writer holds the read side
+//! while it decides "direct or queue" *and* appends, and the drainer switches
+//! `draining → direct` under the write side only after seeing the queue empty.
+//! So no write can slip into the queue after the switch, and none can go
+//! direct while anything is queued. Nothing here touches MariaDB or the store.
+
+use serde::Serialize;
+use std::fmt;
+use std::sync::{RwLock, RwLockReadGuard};
+use std::time::SystemTime;
+use tokio::sync::watch;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Mode {
+    /// Primary healthy, queue empty: writes pass through.
+    Direct,
+    /// Primary not answering: writes go to the queue.
+    Buffering,
+    /// Primary healthy again, queue not yet empty: the drainer applies the
+    /// queue; new writes still go to its back.
+    Draining,
+}
+
+impl fmt::Display for Mode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Mode::Direct => "direct",
+            Mode::Buffering => "buffering",
+            Mode::Draining => "draining",
+        })
+    }
+}
+
+/// What happened, as reported to the state machine.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// A direct write could not be applied (timeout, refused, lost, busy).
+    WriteFailed(String),
+    /// A health probe failed.
+    ProbeFailed(String),
+    /// A health probe succeeded; `consecutive` healthy probes so far, against
+    /// `needed` for recovery.
+    ProbeHealthy { consecutive: u32, needed: u32 },
+    /// The drainer could not apply a batch (the database stopped answering).
+    DrainFailed(String),
+    /// The drainer found the queue empty (checked under the write lock).
+    QueueEmpty,
+}
+
+/// The transition table. `None`: stay.
+pub fn next(mode: Mode, event: &Event) -> Option<(Mode, String)> {
+    use Event::*;
+    match (mode, event) {
+        // Direct => Buffering: the primary stopped answering.
+        (Mode::Direct, WriteFailed(r)) => Some((Mode::Buffering, format!("a write failed: {r}"))),
+        (Mode::Direct, ProbeFailed(r)) => {
+            Some((Mode::Buffering, format!("health probe failed: {r}")))
+        }
+        (Mode::Direct, DrainFailed(_)) => None,
+        // Buffering => Draining: enough consecutive healthy probes (hysteresis).
+        (
+            Mode::Buffering,
+            ProbeHealthy {
+                consecutive,
+                needed,
+            },
+        ) if consecutive >= needed => Some((
+            Mode::Draining,
+            format!("{consecutive} consecutive healthy probes"),
+        )),
+        // Draining => Buffering: the primary stopped answering again.
+        (Mode::Draining, WriteFailed(r)) => Some((Mode::Buffering, format!("a write failed: {r}"))),
+        (Mode::Draining, ProbeFailed(r)) => {
+            Some((Mode::Buffering, format!("health probe failed: {r}")))
+        }
+        (Mode::Draining, DrainFailed(r)) => Some((Mode::Buffering, format!("drain failed: {r}"))),
+        // Draining => Direct: the queue is empty.
+        (Mode::Draining, QueueEmpty) => Some((Mode::Direct, "queue drained".to_string())),
+        _ => None,
+    }
+}
+
+/// The current mode, since when, and why.
+#[derive(Debug, Clone, Serialize)]
+pub struct ModeState {
+    pub mode: Mode,
+    #[serde(with = "crate::util::rfc3339")]
+    pub since: SystemTime,
+    pub reason: String,
+    pub transitions: u64,
+}
+
+pub struct ModeCell {
+    state: RwLock<ModeState>,
+    changes: watch::Sender<Mode>,
+}
+
+impl ModeCell {
+    pub fn new(mode: Mode, reason: &str) -> Self {
+        ModeCell {
+            state: RwLock::new(ModeState {
+                mode,
+                since: SystemTime::now(),
+                reason: reason.to_string(),
+                transitions: 0,
+            }),
+            changes: watch::Sender::new(mode),
+        }
+    }
+
+    /// Hold the mode steady while deciding and enqueueing.
+    pub fn read(&self) -> RwLockReadGuard<'_, ModeState> {
+        self.state.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn snapshot(&self) -> ModeState {
+        self.read().clone()
+    }
+
+    pub fn mode(&self) -> Mode {
+        self.read().mode
+    }
+
+    pub fn subscribe(&self) -> watch::Receiver<Mode> {
+        self.changes.subscribe()
+    }
+
+    /// Feed an event; returns the new mode if it changed.
+    pub fn apply(&self, event: Event) -> Option<Mode> {
+        self.apply_if(event, || true)
+    }
+
+    /// Feed an event, re-checking `guard` under the write lock: the drainer
+    /// uses it to confirm the queue is still empty before going direct.
+    pub fn apply_if(&self, event: Event, guard: impl FnOnce() -> bool) -> Option<Mode> {
+        let mut st = self.state.write().unwrap_or_else(|p| p.into_inner());
+        let (to, reason) = next(st.mode, &event)?;
+        if !guard() {
+            return None;
+        }
+        tracing::info!(from = %st.mode, to = %to, reason = %reason, "mode change");
+        st.mode = to;
+        st.since = SystemTime::now();
+        st.reason = reason;
+        st.transitions += 1;
+        self.changes.send_replace(to);
+        Some(to)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn transitions_follow_the_table() {
+        assert_eq!(
+            next(Mode::Direct, &Event::WriteFailed("x".into()))
+                .unwrap()
+                .0,
+            Mode::Buffering
+        );
+        assert_eq!(
+            next(Mode::Direct, &Event::ProbeFailed("x".into()))
+                .unwrap()
+                .0,
+            Mode::Buffering
+        );
+        assert!(next(Mode::Direct, &Event::QueueEmpty).is_none());
+        assert!(next(
+            Mode::Buffering,
+            &Event::ProbeHealthy {
+                consecutive: 2,
+                needed: 3
+            }
+        )
+        .is_none());
+        assert_eq!(
+            next(
+                Mode::Buffering,
+                &Event::ProbeHealthy {
+                    consecutive: 3,
+                    needed: 3
+                }
+            )
+            .unwrap()
+            .0,
+            Mode::Draining
+        );
+        assert!(next(Mode::Buffering, &Event::QueueEmpty).is_none());
+        assert_eq!(
+            next(Mode::Draining, &Event::DrainFailed("x".into()))
+                .unwrap()
+                .0,
+            Mode::Buffering
+        );
+        assert_eq!(
+            next(Mode::Draining, &Event::QueueEmpty).unwrap().0,
+            Mode::Direct
+        );
+        assert!(next(
+            Mode::Draining,
+            &Event::ProbeHealthy {
+                consecutive: 9,
+                needed: 3
+            }
+        )
+        .is_none());
+    }
+
+    #[test]
+    fn guarded_transition_is_refused_when_the_guard_fails() {
+        let cell = ModeCell::new(Mode::Draining, "test");
+        assert_eq!(cell.apply_if(Event::QueueEmpty, || false), None);
+        assert_eq!(cell.mode(), Mode::Draining);
+        assert_eq!(
+            cell.apply_if(Event::QueueEmpty, || true),
+            Some(Mode::Direct)
+        );
+        assert_eq!(cell.snapshot().transitions, 1);
+    }
+}

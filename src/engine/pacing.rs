@@ -1,0 +1,94 @@
+//! Drain pacing: how many writes the drainer puts in one transaction, and how
+//! fast it may go, so a recovering database is not knocked over again.
+//!
+//! Additive increase, multiplicative decrease on the batch size against a
+//! target batch latency, under a configured ceiling; an optional rate limit
+//! in writes per second. Pure arithmetic: no I/O, no clock of its own.
+
+use std::time::Duration;
+
+#[derive(Debug, Clone, Copy)]
+pub struct PacingConfig {
+    pub max_batch: usize,
+    pub target_latency: Duration,
+    /// Writes per second at most; `None` for no limit.
+    pub max_rate: Option<u32>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Pacer {
+    cfg: PacingConfig,
+    batch: usize,
+}
+
+impl Pacer {
+    pub fn new(cfg: PacingConfig) -> Self {
+        Pacer {
+            cfg,
+            batch: cfg.max_batch.clamp(1, 8),
+        }
+    }
+
+    pub fn batch(&self) -> usize {
+        self.batch
+    }
+
+    /// A batch of `n` writes took `latency`: adapt the batch size.
+    pub fn on_success(&mut self, n: usize, latency: Duration) {
+        if latency > self.cfg.target_latency {
+            self.batch = (self.batch / 2).max(1);
+        } else if n >= self.batch {
+            self.batch = (self.batch + self.batch.div_ceil(4)).min(self.cfg.max_batch.max(1));
+        }
+    }
+
+    /// The database stopped answering: start small again.
+    pub fn on_failure(&mut self) {
+        self.batch = 1;
+    }
+
+    /// How long to pause after a batch of `n` writes that took `took`, to
+    /// respect the rate limit.
+    pub fn pause_after(&self, n: usize, took: Duration) -> Duration {
+        match self.cfg.max_rate {
+            Some(rate) if rate > 0 => {
+                let budget = Duration::from_secs_f64(n as f64 / f64::from(rate));
+                budget.saturating_sub(took)
+            }
+            _ => Duration::ZERO,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn grows_when_fast_shrinks_when_slow_and_respects_the_ceiling() {
+        let mut p = Pacer::new(PacingConfig {
+            max_batch: 100,
+            target_latency: Duration::from_millis(50),
+            max_rate: Some(1000),
+        });
+        let start = p.batch();
+        for _ in 0..50 {
+            let b = p.batch();
+            p.on_success(b, Duration::from_millis(1));
+        }
+        assert_eq!(p.batch(), 100);
+        assert!(start < 100);
+        p.on_success(100, Duration::from_millis(200));
+        assert_eq!(p.batch(), 50);
+        p.on_failure();
+        assert_eq!(p.batch(), 1);
+        assert_eq!(
+            p.pause_after(100, Duration::from_millis(40)),
+            Duration::from_millis(60)
+        );
+        assert_eq!(
+            p.pause_after(100, Duration::from_millis(400)),
+            Duration::ZERO
+        );
+    }
+}

@@ -1,0 +1,293 @@
+//! The durable queue: queued writes in strict FIFO order, the dead-letter
+//! list, the quarantine for records that fail their checks, and the status and
+//! idempotency index, all in one [`QueueStore`].
+//!
+//! It owns sequence numbers, size limits and the group commit. It never talks
+//! to MariaDB and never decides what to do with a write: the engine does.
+//! Memory use does not grow with depth: only counters live in memory; records
+//! are read from the store a batch at a time.
+
+pub mod commit;
+pub mod index;
+pub mod record;
+pub mod store;
+
+use crate::engine::write::{SqlError, Write};
+use commit::{GroupCommit, SyncError};
+use record::RecordError;
+use serde::{Deserialize, Serialize};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use store::{QueueStore, Space, StoreError};
+use thiserror::Error;
+
+/// A write waiting in the queue, with what the drainer learned about it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct QueuedWrite {
+    pub write: Write,
+    /// It may already have committed: a timeout or lost connection after
+    /// COMMIT was sent. The drainer then relies on the ledger.
+    pub outcome_unknown: bool,
+    /// Failed apply attempts so far.
+    pub attempts: u32,
+    pub last_error: Option<String>,
+}
+
+/// A write MariaDB refused during a drain.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DeadLetter {
+    pub entry: QueuedWrite,
+    pub error: SqlError,
+    pub died_at_micros: i64,
+}
+
+/// Size limits of the queue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QueueLimits {
+    pub max_count: u64,
+    pub max_bytes: u64,
+}
+
+#[derive(Debug, Error)]
+pub enum QueueError {
+    #[error("the queue is full ({depth} writes, {bytes} bytes; limits {max_count} writes, {max_bytes} bytes)")]
+    Full {
+        depth: u64,
+        bytes: u64,
+        max_count: u64,
+        max_bytes: u64,
+    },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Record(#[from] RecordError),
+    #[error(transparent)]
+    Sync(#[from] SyncError),
+}
+
+/// One entry read from the head of the queue.
+#[derive(Debug)]
+pub enum Head {
+    Ok {
+        seq: u64,
+        size: u64,
+        entry: QueuedWrite,
+    },
+    /// A record that fails its envelope checks; the caller quarantines it.
+    Corrupt {
+        key: Vec<u8>,
+        raw: Vec<u8>,
+        error: RecordError,
+    },
+}
+
+/// Counters describing the queue.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct QueueStats {
+    pub depth: u64,
+    pub bytes: u64,
+    pub dead: u64,
+    pub quarantined: u64,
+    pub oldest_accepted_micros: Option<i64>,
+}
+
+pub struct Queue {
+    store: Arc<dyn QueueStore>,
+    commit: Arc<GroupCommit>,
+    limits: QueueLimits,
+    /// Serialises sequence assignment with the insert, so keys enter the store
+    /// in sequence order and the drainer never sees a gap fill in behind it.
+    append_lock: Mutex<u64>,
+    depth: AtomicU64,
+    bytes: AtomicU64,
+    dead: AtomicU64,
+    quarantined: AtomicU64,
+}
+
+fn seq_key(seq: u64) -> [u8; 8] {
+    seq.to_be_bytes()
+}
+
+fn key_seq(key: &[u8]) -> Option<u64> {
+    Some(u64::from_be_bytes(key.try_into().ok()?))
+}
+
+impl Queue {
+    /// Open the queue on `store`, counting what is already there (a streaming
+    /// scan: restart time grows with depth, memory does not).
+    pub fn open(store: Arc<dyn QueueStore>, limits: QueueLimits) -> Result<Self, QueueError> {
+        let (depth, bytes) = store.count_and_bytes(Space::Queue)?;
+        let (dead, _) = store.count_and_bytes(Space::Dead)?;
+        let (quarantined, _) = store.count_and_bytes(Space::Quarantine)?;
+        let mut next = 1;
+        for space in [Space::Queue, Space::Dead, Space::Quarantine] {
+            if let Some(k) = store.last_key(space)? {
+                next = next.max(key_seq(&k).unwrap_or(0) + 1);
+            }
+        }
+        Ok(Queue {
+            commit: Arc::new(GroupCommit::new(store.clone())),
+            store,
+            limits,
+            append_lock: Mutex::new(next),
+            depth: AtomicU64::new(depth),
+            bytes: AtomicU64::new(bytes),
+            dead: AtomicU64::new(dead),
+            quarantined: AtomicU64::new(quarantined),
+        })
+    }
+
+    pub fn store(&self) -> &Arc<dyn QueueStore> {
+        &self.store
+    }
+
+    pub fn group_commit(&self) -> &Arc<GroupCommit> {
+        &self.commit
+    }
+
+    /// Append at the back of the queue. Not durable until [`Queue::sync`].
+    pub fn append(&self, entry: &QueuedWrite) -> Result<u64, QueueError> {
+        let bytes = record::encode(entry)?;
+        let size = bytes.len() as u64;
+        let mut next = self.append_lock.lock().unwrap_or_else(|p| p.into_inner());
+        let depth = self.depth.load(Ordering::SeqCst);
+        let total = self.bytes.load(Ordering::SeqCst);
+        if depth + 1 > self.limits.max_count || total + size > self.limits.max_bytes {
+            return Err(QueueError::Full {
+                depth,
+                bytes: total,
+                max_count: self.limits.max_count,
+                max_bytes: self.limits.max_bytes,
+            });
+        }
+        let seq = *next;
+        self.store.insert(Space::Queue, &seq_key(seq), &bytes)?;
+        *next += 1;
+        self.depth.fetch_add(1, Ordering::SeqCst);
+        self.bytes.fetch_add(size, Ordering::SeqCst);
+        Ok(seq)
+    }
+
+    /// Wait until everything inserted before this call is durable.
+    pub async fn sync(&self) -> Result<(), QueueError> {
+        Ok(self.commit.sync().await?)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.depth.load(Ordering::SeqCst) == 0
+    }
+
+    /// Up to `limit` entries from the head of the queue, in order.
+    pub fn head(&self, limit: usize) -> Result<Vec<Head>, QueueError> {
+        let raw = self.store.range_from(Space::Queue, &[], limit)?;
+        Ok(raw
+            .into_iter()
+            .map(|(key, value)| {
+                let seq = key_seq(&key);
+                match (seq, record::decode::<QueuedWrite>(&value)) {
+                    (Some(seq), Ok(entry)) => Head::Ok {
+                        seq,
+                        size: value.len() as u64,
+                        entry,
+                    },
+                    (None, _) => Head::Corrupt {
+                        key,
+                        raw: value,
+                        error: RecordError::Truncated(0),
+                    },
+                    (_, Err(error)) => Head::Corrupt {
+                        key,
+                        raw: value,
+                        error,
+                    },
+                }
+            })
+            .collect())
+    }
+
+    /// Rewrite an entry in place (attempts, outcome flag, last error).
+    pub fn update(&self, seq: u64, old_size: u64, entry: &QueuedWrite) -> Result<(), QueueError> {
+        let bytes = record::encode(entry)?;
+        self.store.insert(Space::Queue, &seq_key(seq), &bytes)?;
+        let new = bytes.len() as u64;
+        if new >= old_size {
+            self.bytes.fetch_add(new - old_size, Ordering::SeqCst);
+        } else {
+            self.bytes.fetch_sub(old_size - new, Ordering::SeqCst);
+        }
+        Ok(())
+    }
+
+    /// Remove an applied entry.
+    pub fn remove(&self, seq: u64) -> Result<(), QueueError> {
+        if let Some(v) = self.store.remove(Space::Queue, &seq_key(seq))? {
+            self.depth.fetch_sub(1, Ordering::SeqCst);
+            self.bytes.fetch_sub(v.len() as u64, Ordering::SeqCst);
+        }
+        Ok(())
+    }
+
+    /// Move an entry to the dead-letter list with MariaDB's error.
+    pub fn dead_letter(
+        &self,
+        seq: u64,
+        entry: QueuedWrite,
+        error: SqlError,
+    ) -> Result<(), QueueError> {
+        let dead = DeadLetter {
+            entry,
+            error,
+            died_at_micros: crate::engine::write::now_micros(),
+        };
+        self.store
+            .insert(Space::Dead, &seq_key(seq), &record::encode(&dead)?)?;
+        self.dead.fetch_add(1, Ordering::SeqCst);
+        self.remove(seq)
+    }
+
+    /// Move a record that fails its checks out of the queue, keeping its bytes.
+    pub fn quarantine(&self, key: &[u8], raw: &[u8]) -> Result<(), QueueError> {
+        self.store.insert(Space::Quarantine, key, raw)?;
+        if self.store.remove(Space::Queue, key)?.is_some() {
+            self.depth.fetch_sub(1, Ordering::SeqCst);
+            self.bytes.fetch_sub(raw.len() as u64, Ordering::SeqCst);
+        }
+        self.quarantined.fetch_add(1, Ordering::SeqCst);
+        Ok(())
+    }
+
+    /// Dead letters, oldest first, starting at sequence `after + 1`.
+    pub fn dead_letters(
+        &self,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<(u64, DeadLetter)>, QueueError> {
+        let raw = self
+            .store
+            .range_from(Space::Dead, &seq_key(after.saturating_add(1)), limit)?;
+        let mut out = Vec::new();
+        for (k, v) in raw {
+            if let Some(seq) = key_seq(&k) {
+                out.push((seq, record::decode(&v)?));
+            }
+        }
+        Ok(out)
+    }
+
+    pub fn stats(&self) -> QueueStats {
+        let oldest = match self.head(1) {
+            Ok(h) => match h.first() {
+                Some(Head::Ok { entry, .. }) => Some(entry.write.context.accepted_at_micros),
+                _ => None,
+            },
+            Err(_) => None,
+        };
+        QueueStats {
+            depth: self.depth.load(Ordering::SeqCst),
+            bytes: self.bytes.load(Ordering::SeqCst),
+            dead: self.dead.load(Ordering::SeqCst),
+            quarantined: self.quarantined.load(Ordering::SeqCst),
+            oldest_accepted_micros: oldest,
+        }
+    }
+}

@@ -1,0 +1,162 @@
+//! The small storage trait the queue is built on, and its sled implementation.
+//!
+//! A store is a set of ordered key spaces plus one operation that makes
+//! everything written so far durable (`flush`). Nothing written is durable
+//! before a `flush` that started after it returned: callers (the group commit)
+//! must never acknowledge a write on the strength of `insert` alone.
+//!
+//! This module knows nothing of writes, modes or MariaDB.
+
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use thiserror::Error;
+
+/// The key spaces sluice keeps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Space {
+    /// seq (u64 BE) -> queued write envelope. Strict FIFO by key.
+    Queue,
+    /// write id (16 bytes BE, time-ordered) -> status envelope.
+    Status,
+    /// idempotency key -> idempotency envelope.
+    Idempotency,
+    /// seq (u64 BE) -> dead letter envelope.
+    Dead,
+    /// seq (u64 BE) -> the raw bytes of a record that failed its checks.
+    Quarantine,
+    /// name -> envelope: persisted engine state (target, failover epoch).
+    Meta,
+}
+
+impl Space {
+    pub const ALL: [Space; 6] = [
+        Space::Queue,
+        Space::Status,
+        Space::Idempotency,
+        Space::Dead,
+        Space::Quarantine,
+        Space::Meta,
+    ];
+    fn tree_name(self) -> &'static str {
+        match self {
+            Space::Queue => "queue",
+            Space::Status => "status",
+            Space::Idempotency => "idempotency",
+            Space::Dead => "dead",
+            Space::Quarantine => "quarantine",
+            Space::Meta => "meta",
+        }
+    }
+    fn index(self) -> usize {
+        self as usize
+    }
+}
+
+#[derive(Debug, Error)]
+pub enum StoreError {
+    #[error("cannot open the queue store in {path}: {source} (is another sluice using this data dir, or is it not writable?)")]
+    Open {
+        path: PathBuf,
+        #[source]
+        source: sled::Error,
+    },
+    #[error("queue store I/O failed: {0}")]
+    Io(#[from] sled::Error),
+}
+
+pub type Entries = Vec<(Vec<u8>, Vec<u8>)>;
+
+/// Ordered key spaces with an explicit durability point.
+pub trait QueueStore: Send + Sync + 'static {
+    fn get(&self, space: Space, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError>;
+    fn insert(&self, space: Space, key: &[u8], value: &[u8]) -> Result<(), StoreError>;
+    fn remove(&self, space: Space, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError>;
+    /// Up to `limit` entries with key >= `from`, in key order.
+    fn range_from(&self, space: Space, from: &[u8], limit: usize) -> Result<Entries, StoreError>;
+    /// The greatest key in `space`.
+    fn last_key(&self, space: Space) -> Result<Option<Vec<u8>>, StoreError>;
+    /// Count and total value bytes of `space`, by a streaming scan.
+    fn count_and_bytes(&self, space: Space) -> Result<(u64, u64), StoreError>;
+    /// Make every insert and remove that returned before this call durable.
+    fn flush(&self) -> Pin<Box<dyn Future<Output = Result<(), StoreError>> + Send + '_>>;
+    /// Bytes the store occupies on disk.
+    fn size_on_disk(&self) -> Result<u64, StoreError>;
+}
+
+/// [`QueueStore`] on sled 0.34: one tree per key space in one database, so a
+/// single flush covers every space.
+pub struct SledStore {
+    db: sled::Db,
+    trees: Vec<sled::Tree>,
+}
+
+impl SledStore {
+    /// Open (or create) the store in `dir`. `cache_bytes` bounds sled's page
+    /// cache, which is what keeps memory flat as the queue grows.
+    pub fn open(dir: &Path, cache_bytes: u64) -> Result<Self, StoreError> {
+        let open = || -> Result<(sled::Db, Vec<sled::Tree>), sled::Error> {
+            let db = sled::Config::new()
+                .path(dir)
+                .cache_capacity(cache_bytes)
+                .mode(sled::Mode::HighThroughput)
+                .open()?;
+            let trees = Space::ALL
+                .iter()
+                .map(|s| db.open_tree(s.tree_name()))
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok((db, trees))
+        };
+        let (db, trees) = open().map_err(|source| StoreError::Open {
+            path: dir.to_path_buf(),
+            source,
+        })?;
+        Ok(SledStore { db, trees })
+    }
+
+    fn tree(&self, space: Space) -> &sled::Tree {
+        &self.trees[space.index()]
+    }
+}
+
+impl QueueStore for SledStore {
+    fn get(&self, space: Space, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.tree(space).get(key)?.map(|v| v.to_vec()))
+    }
+    fn insert(&self, space: Space, key: &[u8], value: &[u8]) -> Result<(), StoreError> {
+        self.tree(space).insert(key, value)?;
+        Ok(())
+    }
+    fn remove(&self, space: Space, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.tree(space).remove(key)?.map(|v| v.to_vec()))
+    }
+    fn range_from(&self, space: Space, from: &[u8], limit: usize) -> Result<Entries, StoreError> {
+        let mut out = Vec::new();
+        for kv in self.tree(space).range(from..).take(limit) {
+            let (k, v) = kv?;
+            out.push((k.to_vec(), v.to_vec()));
+        }
+        Ok(out)
+    }
+    fn last_key(&self, space: Space) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.tree(space).last()?.map(|(k, _)| k.to_vec()))
+    }
+    fn count_and_bytes(&self, space: Space) -> Result<(u64, u64), StoreError> {
+        let (mut n, mut bytes) = (0u64, 0u64);
+        for kv in self.tree(space).iter() {
+            let (_, v) = kv?;
+            n += 1;
+            bytes += v.len() as u64;
+        }
+        Ok((n, bytes))
+    }
+    fn flush(&self) -> Pin<Box<dyn Future<Output = Result<(), StoreError>> + Send + '_>> {
+        Box::pin(async move {
+            self.db.flush_async().await?;
+            Ok(())
+        })
+    }
+    fn size_on_disk(&self) -> Result<u64, StoreError> {
+        Ok(self.db.size_on_disk()?)
+    }
+}

@@ -1,0 +1,173 @@
+//! The unit sluice applies: a write (one statement, or an ordered list of
+//! statements that form one transaction) with its id, parameters and the
+//! session context it must run with.
+//!
+//! Plain data only: nothing here talks to MariaDB or to the queue store.
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::str::FromStr;
+use std::sync::Mutex;
+
+/// A write id: a ULID (48-bit millisecond time, 80 bits from a monotonic
+/// generator), so ids sort by acceptance time and print as 26 characters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct WriteId(pub u128);
+
+impl WriteId {
+    /// Big-endian bytes: byte order is time order, as the status index needs.
+    pub fn to_bytes(self) -> [u8; 16] {
+        self.0.to_be_bytes()
+    }
+    pub fn from_bytes(b: [u8; 16]) -> Self {
+        WriteId(u128::from_be_bytes(b))
+    }
+    /// The smallest id that could have been generated at `millis` since the epoch.
+    pub fn floor_at_millis(millis: u64) -> Self {
+        WriteId(ulid::Ulid::from_parts(millis, 0).0)
+    }
+    pub fn millis(self) -> u64 {
+        ulid::Ulid(self.0).timestamp_ms()
+    }
+}
+
+impl fmt::Display for WriteId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", ulid::Ulid(self.0))
+    }
+}
+
+impl FromStr for WriteId {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        ulid::Ulid::from_string(s)
+            .map(|u| WriteId(u.0))
+            .map_err(|e| {
+                format!("not a write id ({e}): a write id is 26 characters of Crockford base32")
+            })
+    }
+}
+
+/// Hands out strictly increasing write ids within this process.
+#[derive(Default)]
+pub struct IdGenerator(Mutex<ulid::Generator>);
+
+impl IdGenerator {
+    pub fn next(&self) -> WriteId {
+        let mut g = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        loop {
+            // `generate` fails only when 80 random bits overflow within one
+            // millisecond; waiting for the next millisecond resolves it.
+            if let Ok(u) = g.generate() {
+                return WriteId(u.0);
+            }
+            std::thread::yield_now();
+        }
+    }
+}
+
+/// One positional parameter value.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Param {
+    Null,
+    Int(i64),
+    UInt(u64),
+    Float(f64),
+    Text(String),
+    Bytes(Vec<u8>),
+}
+
+/// One SQL statement with its positional (`?`) parameters.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Statement {
+    pub sql: String,
+    pub params: Vec<Param>,
+}
+
+/// What a statement's meaning depends on; recorded with every queued write and
+/// restored before it is replayed. `None` means "the server's default".
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct SessionContext {
+    pub database: Option<String>,
+    pub sql_mode: Option<String>,
+    pub time_zone: Option<String>,
+    pub charset: Option<String>,
+    /// Acceptance time, microseconds since the Unix epoch; replayed with
+    /// `SET TIMESTAMP` so that `NOW()` means the moment sluice accepted it.
+    pub accepted_at_micros: i64,
+}
+
+/// A write accepted by sluice.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Write {
+    pub id: WriteId,
+    pub statements: Vec<Statement>,
+    pub context: SessionContext,
+    pub idempotency_key: Option<String>,
+    pub ordering_key: Option<String>,
+}
+
+/// What MariaDB said for one statement of an applied write.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StatementResult {
+    pub rows_affected: u64,
+    pub last_insert_id: Option<u64>,
+}
+
+/// A definitive SQL error returned by MariaDB.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SqlError {
+    pub code: u16,
+    pub sqlstate: String,
+    pub message: String,
+}
+
+impl fmt::Display for SqlError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "ERROR {} ({}): {}",
+            self.code, self.sqlstate, self.message
+        )
+    }
+}
+
+/// Where a write stands.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum WriteStatus {
+    /// Durably queued, not yet applied.
+    Queued,
+    /// Committed in MariaDB. `results` is `None` when an earlier attempt
+    /// committed it and the ledger proved so (its results were not seen).
+    Applied {
+        results: Option<Vec<StatementResult>>,
+    },
+    /// Refused by MariaDB during a drain; kept in the dead-letter list.
+    Dead { error: SqlError },
+}
+
+pub fn now_micros() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_micros() as i64)
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_increase_and_round_trip() {
+        let g = IdGenerator::default();
+        let a = g.next();
+        let b = g.next();
+        assert!(b > a);
+        assert_eq!(a.to_string().len(), 26);
+        assert_eq!(a.to_string().parse::<WriteId>().unwrap(), a);
+        assert_eq!(WriteId::from_bytes(a.to_bytes()), a);
+        assert!("not-an-id".parse::<WriteId>().is_err());
+        assert!(WriteId::floor_at_millis(a.millis()) <= a);
+        assert!(WriteId::floor_at_millis(a.millis() + 1) > a);
+    }
+}

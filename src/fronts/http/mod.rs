@@ -1,0 +1,102 @@
+//! The HTTP/JSON front, `/v1`: submit a write, look one up, status; plus
+//! `/healthz` and `/readyz`. Built on axum; the whole router sits behind a
+//! tower stack (read from the outside in):
+//!
+//! 1. error-to-response: an overload becomes a JSON 503 with Retry-After;
+//! 2. load-shed: refuse at once rather than queue in memory when full;
+//! 3. concurrency limit: at most `http_concurrency` requests in flight;
+//! 4. body limit: at most `http_max_body_bytes` per request (413).
+//!
+//! It never touches the queue or MariaDB: every request goes to the engine.
+
+mod auth;
+pub mod rescue;
+mod writes;
+
+use crate::config::HttpConfig;
+use crate::engine::Engine;
+use axum::error_handling::HandleErrorLayer;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use rescue::ApiError;
+use serde_json::json;
+use std::sync::Arc;
+use tokio_util::sync::CancellationToken;
+use tower::ServiceBuilder;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub engine: Engine,
+    pub tokens: Arc<Vec<String>>,
+    pub cfg: Arc<HttpConfig>,
+    pub stopping: CancellationToken,
+}
+
+/// Build the router with its middleware stack.
+pub fn router(state: AppState) -> Router {
+    let concurrency = state.cfg.concurrency;
+    let max_body = state.cfg.max_body_bytes;
+    let v1 = Router::new()
+        .route("/writes", post(writes::submit))
+        .route("/writes/{id}", get(writes::lookup))
+        .route("/status", get(status))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            auth::require_token,
+        ));
+    Router::new()
+        .nest("/v1", v1)
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .fallback(not_found)
+        .with_state(state)
+        .layer(DefaultBodyLimit::max(max_body))
+        .layer(
+            ServiceBuilder::new()
+                .layer(HandleErrorLayer::new(overloaded))
+                .load_shed()
+                .concurrency_limit(concurrency),
+        )
+}
+
+async fn overloaded(_: tower::BoxError) -> Response {
+    let mut e = ApiError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "overloaded",
+        "too many requests in flight; retry shortly",
+    );
+    e.retry_after = Some(1);
+    e.into_response()
+}
+
+async fn not_found() -> Response {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "not_found",
+        "no such endpoint; see proto/openapi.yaml",
+    )
+    .into_response()
+}
+
+async fn status(State(s): State<AppState>) -> Response {
+    Json(s.engine.status()).into_response()
+}
+
+async fn healthz() -> Response {
+    Json(json!({ "status": "ok" })).into_response()
+}
+
+async fn readyz(State(s): State<AppState>) -> Response {
+    if s.stopping.is_cancelled() {
+        return ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "shutting_down",
+            "sluice is shutting down",
+        )
+        .into_response();
+    }
+    Json(json!({ "ready": true, "mode": s.engine.mode() })).into_response()
+}

@@ -1,0 +1,124 @@
+//! Wires one sluice together: opens the queue store, starts the engine, binds
+//! the HTTP front, and shuts all of it down in order (stop taking writes,
+//! let requests in flight finish, stop the engine's tasks, flush the store).
+//!
+//! The shutdown signal is a future passed in, so tests can drive it.
+
+use crate::config::Config;
+use crate::db::{Database, DbTimeouts};
+use crate::engine::queue::store::{QueueStore, SledStore};
+use crate::engine::{Engine, EngineError};
+use crate::fronts::http::{self, AppState};
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use thiserror::Error;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+#[derive(Debug, Error)]
+pub enum ServerError {
+    #[error(transparent)]
+    Store(#[from] crate::engine::queue::store::StoreError),
+    #[error("{0}")]
+    Database(String),
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// A running sluice.
+pub struct Running {
+    pub http_addr: SocketAddr,
+    pub engine: Engine,
+    stopping: CancellationToken,
+    http: JoinHandle<()>,
+    config: Config,
+}
+
+/// Start sluice with `config`; returns once the HTTP front is listening.
+pub async fn start(config: Config) -> Result<Running, ServerError> {
+    let store: Arc<dyn QueueStore> = Arc::new(SledStore::open(
+        &config.data_dir.join("queue"),
+        config.store_cache_bytes,
+    )?);
+    let db = Database::new(
+        &config.db_url,
+        &config.ledger_table,
+        DbTimeouts {
+            write: config.write_timeout,
+            probe: config.probe_timeout,
+        },
+        config.db_max_idle,
+    )
+    .map_err(ServerError::Database)?;
+    let engine = Engine::start(config.engine.clone(), store, db).await?;
+    let listener = tokio::net::TcpListener::bind(config.http.listen)
+        .await
+        .map_err(|source| ServerError::Listen {
+            addr: config.http.listen,
+            source,
+        })?;
+    let http_addr = listener
+        .local_addr()
+        .map_err(|source| ServerError::Listen {
+            addr: config.http.listen,
+            source,
+        })?;
+    let stopping = CancellationToken::new();
+    let state = AppState {
+        engine: engine.clone(),
+        tokens: Arc::new(config.http.tokens.clone()),
+        cfg: Arc::new(config.http.clone()),
+        stopping: stopping.clone(),
+    };
+    let app = http::router(state);
+    let stop = stopping.clone();
+    let http = tokio::spawn(async move {
+        let r = axum::serve(listener, app)
+            .with_graceful_shutdown(async move { stop.cancelled().await })
+            .await;
+        if let Err(e) = r {
+            tracing::error!(error = %e, "HTTP front failed");
+        }
+    });
+    tracing::info!(%http_addr, "sluice is listening");
+    Ok(Running {
+        http_addr,
+        engine,
+        stopping,
+        http,
+        config,
+    })
+}
+
+impl Running {
+    /// Shut down in order; bounded by `shutdown_timeout` per stage.
+    pub async fn shutdown(self) {
+        let limit = self.config.shutdown_timeout;
+        tracing::info!("shutting down");
+        self.stopping.cancel();
+        // The engine stops taking writes first: requests still waiting for a
+        // drain are answered "queued" (their writes are durable).
+        self.engine.shutdown(limit).await;
+        let mut http = self.http;
+        if tokio::time::timeout(limit, &mut http).await.is_err() {
+            tracing::warn!("HTTP requests still open at the shutdown deadline; closing them");
+            http.abort();
+        }
+        tracing::info!("shutdown complete");
+    }
+}
+
+/// Run until `signal` resolves, then shut down.
+pub async fn run(config: Config, signal: impl Future<Output = ()>) -> Result<(), ServerError> {
+    let running = start(config).await?;
+    signal.await;
+    running.shutdown().await;
+    Ok(())
+}

@@ -1,0 +1,399 @@
+//! Private MariaDB servers for tests and the demo: each a `mariadbd` child
+//! process with its own data directory (copied from one template initialised
+//! once per process), port and socket under a temporary directory.
+//!
+//! Faults a test can inject: pause (SIGSTOP) and resume, kill -9 and restart
+//! on the same data directory, freeze writes (FLUSH TABLES WITH READ LOCK) and
+//! block commits (BACKUP STAGE BLOCK_COMMIT). At most four instances run at
+//! once per process (a 2-core machine). The system MariaDB on port 3306 is
+//! never touched.
+
+use mysql_async::prelude::Queryable;
+use mysql_async::{Conn, Opts};
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+use thiserror::Error;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+/// The application database and user every instance has.
+pub const APP_DB: &str = "app";
+pub const APP_USER: &str = "app";
+pub const APP_PASSWORD: &str = "app-secret";
+
+const MAX_INSTANCES: usize = 4;
+
+#[derive(Debug, Error)]
+pub enum TestkitError {
+    #[error("{0}")]
+    Setup(String),
+    #[error("I/O: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("MariaDB: {0}")]
+    Db(#[from] mysql_async::Error),
+}
+
+fn binary(name: &str) -> Result<PathBuf, TestkitError> {
+    for dir in ["/usr/sbin", "/usr/bin", "/usr/local/bin", "/usr/local/sbin"] {
+        let p = Path::new(dir).join(name);
+        if p.exists() {
+            return Ok(p);
+        }
+    }
+    Err(TestkitError::Setup(format!(
+        "{name} not found: install MariaDB (apt-get install -y mariadb-server), or run .ci/setup"
+    )))
+}
+
+fn slots() -> Arc<Semaphore> {
+    static S: OnceLock<Arc<Semaphore>> = OnceLock::new();
+    S.get_or_init(|| Arc::new(Semaphore::new(MAX_INSTANCES)))
+        .clone()
+}
+
+/// The initialised template data directory (made once per process).
+fn template() -> Result<&'static Path, TestkitError> {
+    static T: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+    T.get_or_init(|| make_template().map_err(|e| e.to_string()))
+        .as_deref()
+        .map_err(|e| TestkitError::Setup(e.clone()))
+}
+
+fn base_dir() -> PathBuf {
+    // Short paths: the socket path must stay under 108 bytes.
+    PathBuf::from("/tmp")
+}
+
+fn make_template() -> Result<PathBuf, TestkitError> {
+    let root = tempfile::Builder::new()
+        .prefix("sluice-tpl-")
+        .tempdir_in(base_dir())?
+        .keep();
+    let data = root.join("data");
+    let out = Command::new(binary("mariadb-install-db")?)
+        .args([
+            "--no-defaults",
+            "--user=root",
+            &format!("--datadir={}", data.display()),
+            "--auth-root-authentication-method=normal",
+            "--skip-test-db",
+            "--skip-name-resolve",
+            "--innodb-log-file-size=16M",
+        ])
+        .output()?;
+    if !out.status.success() {
+        return Err(TestkitError::Setup(format!(
+            "mariadb-install-db failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        )));
+    }
+    // Add the application database and user, then stop cleanly.
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(async {
+        let mut server = Server::launch(&data, &[]).await?;
+        let mut c = server.root_conn(None).await?;
+        c.query_drop(format!(
+            "CREATE DATABASE {APP_DB}; \
+             CREATE USER '{APP_USER}'@'127.0.0.1' IDENTIFIED BY '{APP_PASSWORD}'; \
+             CREATE USER '{APP_USER}'@'localhost' IDENTIFIED BY '{APP_PASSWORD}'; \
+             GRANT ALL ON {APP_DB}.* TO '{APP_USER}'@'127.0.0.1'; \
+             GRANT ALL ON {APP_DB}.* TO '{APP_USER}'@'localhost';"
+        ))
+        .await?;
+        c.disconnect().await?;
+        server.stop_clean()?;
+        Ok::<_, TestkitError>(())
+    })?;
+    Ok(data)
+}
+
+/// One running mariadbd (the process part of [`MariaDb`]).
+struct Server {
+    child: Child,
+    port: u16,
+}
+
+impl Server {
+    async fn launch(data: &Path, extra: &[String]) -> Result<Server, TestkitError> {
+        Self::launch_on(data, extra, None).await
+    }
+
+    async fn launch_on(
+        data: &Path,
+        extra: &[String],
+        port: Option<u16>,
+    ) -> Result<Server, TestkitError> {
+        let mut last_err = String::new();
+        for _ in 0..10 {
+            let chosen = match port {
+                Some(p) => p,
+                None => free_port()?,
+            };
+            let mut child = Command::new(binary("mariadbd")?)
+                .arg("--no-defaults")
+                .arg("--user=root")
+                .arg(format!("--datadir={}", data.display()))
+                .arg(format!("--port={chosen}"))
+                .arg("--bind-address=127.0.0.1")
+                .arg(format!("--socket={}", data.join("s").display()))
+                .arg(format!("--pid-file={}", data.join("pid").display()))
+                .arg(format!("--log-error={}", data.join("err").display()))
+                .arg("--skip-name-resolve")
+                .arg("--innodb-buffer-pool-size=64M")
+                .arg("--max-connections=200")
+                .args(extra)
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()?;
+            let deadline = Instant::now() + Duration::from_secs(60);
+            loop {
+                if let Some(status) = child.try_wait()? {
+                    last_err =
+                        format!("mariadbd exited ({status}): {}", tail(&data.join("err"), 5));
+                    break;
+                }
+                let opts = Opts::from_url(&format!("mysql://root@127.0.0.1:{chosen}/"))
+                    .map_err(|e| TestkitError::Setup(e.to_string()))?;
+                if let Ok(Ok(c)) =
+                    tokio::time::timeout(Duration::from_millis(500), Conn::new(opts)).await
+                {
+                    let _ = c.disconnect().await;
+                    return Ok(Server {
+                        child,
+                        port: chosen,
+                    });
+                }
+                if Instant::now() > deadline {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    return Err(TestkitError::Setup(format!(
+                        "mariadbd did not become ready: {}",
+                        tail(&data.join("err"), 5)
+                    )));
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            if port_given(port_in_use(&last_err), port.is_some()) {
+                continue;
+            }
+            break;
+        }
+        Err(TestkitError::Setup(last_err))
+    }
+
+    async fn root_conn(&self, db: Option<&str>) -> Result<Conn, TestkitError> {
+        let url = format!("mysql://root@127.0.0.1:{}/{}", self.port, db.unwrap_or(""));
+        let opts = Opts::from_url(&url).map_err(|e| TestkitError::Setup(e.to_string()))?;
+        Ok(Conn::new(opts).await?)
+    }
+
+    fn signal(&self, s: Signal) {
+        let _ = kill(Pid::from_raw(self.child.id() as i32), s);
+    }
+
+    fn stop_clean(&mut self) -> Result<(), TestkitError> {
+        self.signal(Signal::SIGCONT);
+        self.signal(Signal::SIGTERM);
+        self.child.wait()?;
+        Ok(())
+    }
+
+    fn kill9(&mut self) {
+        self.signal(Signal::SIGKILL);
+        let _ = self.child.wait();
+    }
+}
+
+fn port_in_use(err: &str) -> bool {
+    err.contains("Address already in use") || err.contains("Can't start server")
+}
+
+/// Retry on another port only when the port was ours to choose.
+fn port_given(in_use: bool, fixed: bool) -> bool {
+    in_use && !fixed
+}
+
+fn free_port() -> Result<u16, TestkitError> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
+}
+
+fn tail(path: &Path, n: usize) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join(" | ")
+}
+
+/// A private MariaDB server. Killed when dropped.
+pub struct MariaDb {
+    server: Option<Server>,
+    port: u16,
+    extra: Vec<String>,
+    _dir: tempfile::TempDir,
+    data: PathBuf,
+    _slot: OwnedSemaphorePermit,
+}
+
+impl MariaDb {
+    /// Start a fresh instance (with database `app` and user `app`).
+    pub async fn start() -> Result<MariaDb, TestkitError> {
+        Self::start_with(&[]).await
+    }
+
+    /// Start a fresh instance with extra `mariadbd` options.
+    pub async fn start_with(extra: &[&str]) -> Result<MariaDb, TestkitError> {
+        let slot = slots()
+            .acquire_owned()
+            .await
+            .map_err(|e| TestkitError::Setup(e.to_string()))?;
+        let tpl = tokio::task::spawn_blocking(template)
+            .await
+            .map_err(|e| TestkitError::Setup(e.to_string()))??;
+        let dir = tempfile::Builder::new()
+            .prefix("sluice-db-")
+            .tempdir_in(base_dir())?;
+        let data = dir.path().join("d");
+        copy_dir(tpl, &data)?;
+        let extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
+        let server = Server::launch(&data, &extra).await?;
+        Ok(MariaDb {
+            port: server.port,
+            server: Some(server),
+            extra,
+            _dir: dir,
+            data,
+            _slot: slot,
+        })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// URL for the application user (no READ_ONLY ADMIN), database `app`.
+    pub fn app_url(&self) -> String {
+        format!(
+            "mysql://{APP_USER}:{APP_PASSWORD}@127.0.0.1:{}/{APP_DB}",
+            self.port
+        )
+    }
+
+    /// A root connection to database `app`.
+    pub async fn root(&self) -> Result<Conn, TestkitError> {
+        let url = format!("mysql://root@127.0.0.1:{}/{APP_DB}", self.port);
+        let opts = Opts::from_url(&url).map_err(|e| TestkitError::Setup(e.to_string()))?;
+        let opts: Opts = mysql_async::OptsBuilder::from_opts(opts)
+            .prefer_socket(false)
+            .into();
+        Ok(Conn::new(opts).await?)
+    }
+
+    /// Run statements as root in database `app`.
+    pub async fn exec(&self, sql: &str) -> Result<(), TestkitError> {
+        let mut c = self.root().await?;
+        c.query_drop(sql).await?;
+        c.disconnect().await?;
+        Ok(())
+    }
+
+    /// Run a query as root and return the first column of every row as text.
+    pub async fn query_strings(&self, sql: &str) -> Result<Vec<Option<String>>, TestkitError> {
+        let mut c = self.root().await?;
+        let rows: Vec<Option<String>> = c.query(sql).await?;
+        c.disconnect().await?;
+        Ok(rows)
+    }
+
+    /// SIGSTOP: TCP connects still succeed, everything else hangs.
+    pub fn pause(&self) {
+        if let Some(s) = &self.server {
+            s.signal(Signal::SIGSTOP);
+        }
+    }
+
+    /// SIGCONT.
+    pub fn resume(&self) {
+        if let Some(s) = &self.server {
+            s.signal(Signal::SIGCONT);
+        }
+    }
+
+    /// kill -9 and reap.
+    pub fn kill(&mut self) {
+        if let Some(mut s) = self.server.take() {
+            s.kill9();
+        }
+    }
+
+    /// Start again on the same data directory and port (after `kill`).
+    pub async fn restart(&mut self) -> Result<(), TestkitError> {
+        self.kill();
+        self.server = Some(Server::launch_on(&self.data, &self.extra, Some(self.port)).await?);
+        Ok(())
+    }
+
+    /// Hold FLUSH TABLES WITH READ LOCK until the guard is released or dropped.
+    pub async fn freeze_writes(&self) -> Result<Hold, TestkitError> {
+        let mut c = self.root().await?;
+        c.query_drop("FLUSH TABLES WITH READ LOCK").await?;
+        Ok(Hold {
+            conn: Some(c),
+            release: "UNLOCK TABLES",
+        })
+    }
+
+    /// Hold BACKUP STAGE BLOCK_COMMIT: statements run, COMMITs wait.
+    pub async fn block_commits(&self) -> Result<Hold, TestkitError> {
+        let mut c = self.root().await?;
+        c.query_drop("BACKUP STAGE START").await?;
+        c.query_drop("BACKUP STAGE BLOCK_COMMIT").await?;
+        Ok(Hold {
+            conn: Some(c),
+            release: "BACKUP STAGE END",
+        })
+    }
+}
+
+impl Drop for MariaDb {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// A lock held on its own connection; released by [`Hold::release`] or by
+/// closing the connection on drop.
+pub struct Hold {
+    conn: Option<Conn>,
+    release: &'static str,
+}
+
+impl Hold {
+    pub async fn release(mut self) -> Result<(), TestkitError> {
+        if let Some(mut c) = self.conn.take() {
+            c.query_drop(self.release).await?;
+            c.disconnect().await?;
+        }
+        Ok(())
+    }
+}
+
+fn copy_dir(from: &Path, to: &Path) -> Result<(), TestkitError> {
+    std::fs::create_dir_all(to)?;
+    for entry in std::fs::read_dir(from)? {
+        let entry = entry?;
+        let target = to.join(entry.file_name());
+        if entry.file_type()?.is_dir() {
+            copy_dir(&entry.path(), &target)?;
+        } else {
+            std::fs::copy(entry.path(), &target)?;
+        }
+    }
+    Ok(())
+}

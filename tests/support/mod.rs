@@ -1,0 +1,188 @@
+//! Shared test support: an in-process sluice (or a `sluice serve` child
+//! process) in front of a private MariaDB, an HTTP client, and `eventually`,
+//! which awaits a condition instead of sleeping.
+#![allow(dead_code)]
+
+use serde_json::{json, Value};
+use sluice::config::{Config, RawConfig};
+use sluice::server::{self, Running};
+use sluice::testkit::MariaDb;
+use std::future::Future;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+/// Settings for fast tests: short deadlines and probe intervals.
+pub fn raw_config(db_url: &str, data_dir: &Path) -> RawConfig {
+    RawConfig {
+        db_url: Some(db_url.to_string()),
+        data_dir: Some(data_dir.display().to_string()),
+        http_listen: Some("127.0.0.1:0".into()),
+        write_timeout: Some("700ms".into()),
+        probe_interval: Some("100ms".into()),
+        probe_timeout: Some("400ms".into()),
+        recover_after: Some("2".into()),
+        drain_backoff_min: Some("50ms".into()),
+        drain_backoff_max: Some("500ms".into()),
+        http_default_wait: Some("5s".into()),
+        shutdown_timeout: Some("5s".into()),
+        log: Some("sluice=debug".into()),
+        ..Default::default()
+    }
+}
+
+pub fn init_logs() {
+    sluice::cli::init_tracing(&std::env::var("TEST_LOG").unwrap_or_else(|_| "warn".into()));
+}
+
+/// An in-process sluice and its HTTP client.
+pub struct Sluice {
+    pub running: Option<Running>,
+    pub base: String,
+    pub http: reqwest::Client,
+    pub token: Option<String>,
+}
+
+impl Sluice {
+    pub async fn start(raw: RawConfig) -> Sluice {
+        init_logs();
+        let cfg = Config::from_raw(&raw).expect("test config is valid");
+        let token = cfg.http.tokens.first().cloned();
+        let running = server::start(cfg).await.expect("sluice starts");
+        let base = format!("http://{}", running.http_addr);
+        Sluice {
+            running: Some(running),
+            base,
+            http: reqwest::Client::new(),
+            token,
+        }
+    }
+
+    pub fn engine(&self) -> &sluice::engine::Engine {
+        &self.running.as_ref().expect("running").engine
+    }
+
+    pub async fn stop(&mut self) {
+        if let Some(r) = self.running.take() {
+            r.shutdown().await;
+        }
+    }
+
+    fn auth(&self, rb: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+        match &self.token {
+            Some(t) => rb.bearer_auth(t),
+            None => rb,
+        }
+    }
+
+    /// POST /v1/writes with a JSON body; returns (status, body).
+    pub async fn write(&self, body: Value) -> (u16, Value) {
+        self.write_with(body, &[]).await
+    }
+
+    pub async fn write_with(&self, body: Value, headers: &[(&str, &str)]) -> (u16, Value) {
+        let mut rb = self
+            .auth(self.http.post(format!("{}/v1/writes", self.base)))
+            .json(&body);
+        for (k, v) in headers {
+            rb = rb.header(*k, *v);
+        }
+        let resp = rb.send().await.expect("request sent");
+        let status = resp.status().as_u16();
+        (status, resp.json().await.unwrap_or(Value::Null))
+    }
+
+    pub async fn get(&self, path: &str) -> (u16, Value) {
+        let resp = self
+            .auth(self.http.get(format!("{}{path}", self.base)))
+            .send()
+            .await
+            .expect("request sent");
+        let status = resp.status().as_u16();
+        (status, resp.json().await.unwrap_or(Value::Null))
+    }
+
+    pub async fn status(&self) -> Value {
+        self.get("/v1/status").await.1
+    }
+
+    pub async fn mode(&self) -> String {
+        self.status().await["mode"]["mode"]
+            .as_str()
+            .unwrap_or("")
+            .to_string()
+    }
+
+    pub async fn wait_mode(&self, mode: &str, within: Duration) {
+        let what = format!("mode {mode}");
+        eventually(&what, within, || async {
+            (self.mode().await == mode).then_some(())
+        })
+        .await
+    }
+
+    /// Wait until the queue is empty and sluice is back in direct mode.
+    pub async fn wait_drained(&self, within: Duration) {
+        eventually("queue drained and direct", within, || async {
+            let s = self.status().await;
+            (s["mode"]["mode"] == "direct" && s["queue"]["depth"] == 0).then_some(())
+        })
+        .await
+    }
+}
+
+/// Poll `f` every 20 ms until it returns `Some`, or panic after `within`.
+pub async fn eventually<T, F, Fut>(what: &str, within: Duration, mut f: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + within;
+    loop {
+        if let Some(v) = f().await {
+            return v;
+        }
+        if Instant::now() > deadline {
+            panic!("timed out after {within:?} waiting for: {what}");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// A MariaDB with table `app.t (id auto-increment, client, seq, v, at)`.
+pub async fn mariadb_with_table() -> MariaDb {
+    let db = MariaDb::start().await.expect("mariadb starts");
+    db.exec(
+        "CREATE TABLE t (id BIGINT AUTO_INCREMENT PRIMARY KEY, client INT NOT NULL, seq INT NOT NULL, \
+         v VARCHAR(64), at DATETIME(6) NULL, UNIQUE KEY cs (client, seq)) ENGINE=InnoDB",
+    )
+    .await
+    .expect("table created");
+    db
+}
+
+pub fn insert(client: u32, seq: u32) -> Value {
+    json!({ "sql": "INSERT INTO t (client, seq) VALUES (?, ?)", "params": [client, seq] })
+}
+
+pub async fn count(db: &MariaDb, sql: &str) -> i64 {
+    db.query_strings(sql).await.expect("query")[0]
+        .as_deref()
+        .unwrap_or("0")
+        .parse()
+        .expect("a number")
+}
+
+/// (client, seq) of every row in `t`, in id (application) order.
+pub async fn rows(db: &MariaDb) -> Vec<(u32, u32)> {
+    let v = db
+        .query_strings("SELECT CONCAT(client, ',', seq) FROM t ORDER BY id")
+        .await
+        .expect("rows");
+    v.into_iter()
+        .map(|s| {
+            let s = s.expect("not null");
+            let (a, b) = s.split_once(',').expect("pair");
+            (a.parse().expect("client"), b.parse().expect("seq"))
+        })
+        .collect()
+}

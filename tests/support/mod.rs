@@ -153,7 +153,7 @@ pub async fn mariadb_with_table() -> MariaDb {
     let db = MariaDb::start().await.expect("mariadb starts");
     db.exec(
         "CREATE TABLE t (id BIGINT AUTO_INCREMENT PRIMARY KEY, client INT NOT NULL, seq INT NOT NULL, \
-         v VARCHAR(64), at DATETIME(6) NULL, UNIQUE KEY cs (client, seq)) ENGINE=InnoDB",
+         v VARCHAR(64), at DATETIME(6) NULL, KEY cs (client, seq)) ENGINE=InnoDB",
     )
     .await
     .expect("table created");
@@ -185,4 +185,117 @@ pub async fn rows(db: &MariaDb) -> Vec<(u32, u32)> {
             (a.parse().expect("client"), b.parse().expect("seq"))
         })
         .collect()
+}
+
+/// `sluice serve` as a child process, for crash tests.
+pub struct SluiceProcess {
+    child: Option<std::process::Child>,
+    args: Vec<String>,
+    pub base: String,
+    pub http: reqwest::Client,
+}
+
+impl SluiceProcess {
+    pub async fn spawn(db_url: &str, data_dir: &Path, extra: &[&str]) -> SluiceProcess {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut args: Vec<String> = vec![
+            "serve".into(),
+            format!("--db-url={db_url}"),
+            format!("--data-dir={}", data_dir.display()),
+            format!("--http-listen=127.0.0.1:{port}"),
+            "--write-timeout=700ms".into(),
+            "--probe-interval=100ms".into(),
+            "--probe-timeout=400ms".into(),
+            "--recover-after=2".into(),
+            "--drain-backoff-min=50ms".into(),
+            "--drain-backoff-max=500ms".into(),
+            "--log=warn".into(),
+        ];
+        args.extend(extra.iter().map(|s| s.to_string()));
+        let mut p = SluiceProcess {
+            child: None,
+            args,
+            base: format!("http://127.0.0.1:{port}"),
+            http: reqwest::Client::builder()
+                .timeout(Duration::from_secs(10))
+                .build()
+                .unwrap(),
+        };
+        p.start().await;
+        p
+    }
+
+    async fn start(&mut self) {
+        let child = std::process::Command::new(env!("CARGO_BIN_EXE_sluice"))
+            .args(&self.args)
+            .stdin(std::process::Stdio::null())
+            .spawn()
+            .expect("sluice binary starts");
+        self.child = Some(child);
+        let url = format!("{}/readyz", self.base);
+        let http = self.http.clone();
+        eventually("sluice process ready", Duration::from_secs(20), || {
+            let (url, http) = (url.clone(), http.clone());
+            async move {
+                http.get(&url)
+                    .send()
+                    .await
+                    .ok()
+                    .filter(|r| r.status().is_success())
+                    .map(|_| ())
+            }
+        })
+        .await;
+    }
+
+    /// kill -9, then start again on the same data directory.
+    pub async fn kill9_and_restart(&mut self) {
+        self.kill9();
+        self.start().await;
+    }
+
+    pub fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// SIGTERM and wait for the process to exit; returns its exit status.
+    pub fn terminate(&mut self) -> Option<std::process::ExitStatus> {
+        let mut c = self.child.take()?;
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(c.id() as i32),
+            nix::sys::signal::Signal::SIGTERM,
+        );
+        c.wait().ok()
+    }
+
+    pub async fn status(&self) -> Option<Value> {
+        let r = self
+            .http
+            .get(format!("{}/v1/status", self.base))
+            .send()
+            .await
+            .ok()?;
+        r.json().await.ok()
+    }
+
+    pub async fn wait_drained(&self, within: Duration) {
+        eventually("queue drained and direct", within, || async {
+            let s = self.status().await?;
+            (s["mode"]["mode"] == "direct" && s["queue"]["depth"] == 0).then_some(())
+        })
+        .await
+    }
+}
+
+impl Drop for SluiceProcess {
+    fn drop(&mut self) {
+        self.kill9();
+    }
 }

@@ -79,3 +79,33 @@ async fn a_stall_is_absorbed_and_drained_in_order() {
         );
     }
 }
+
+/// A write freeze (FLUSH TABLES WITH READ LOCK) looks healthy to `SELECT 1`
+/// but not to sluice's write probe: writes are held and queued, then applied
+/// once the lock goes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_freeze_is_buffered_and_drained() {
+    let db = mariadb_with_table().await;
+    let dir = tempfile::tempdir().unwrap();
+    let s = Sluice::start(raw_config(&db.app_url(), dir.path())).await;
+    s.wait_mode("direct", Duration::from_secs(10)).await;
+    let freeze = db.freeze_writes().await.unwrap();
+    s.wait_mode("buffering", Duration::from_secs(5)).await;
+    let mut ids = Vec::new();
+    for i in 0..5 {
+        let mut body = insert(3, i);
+        body["wait_ms"] = json!(0);
+        let (code, resp) = s.write(body).await;
+        assert_eq!(code, 202, "{resp}");
+        ids.push(resp["id"].as_str().unwrap().to_string());
+    }
+    assert_eq!(count(&db, "SELECT COUNT(*) FROM t").await, 0);
+    freeze.release().await.unwrap();
+    s.wait_drained(Duration::from_secs(20)).await;
+    assert_eq!(rows(&db).await, (0..5).map(|i| (3, i)).collect::<Vec<_>>());
+    for id in ids {
+        let (_, st) = s.get(&format!("/v1/writes/{id}")).await;
+        assert_eq!(st["status"], "applied", "{st}");
+        assert_eq!(st["results"][0]["rows_affected"], 1, "{st}");
+    }
+}

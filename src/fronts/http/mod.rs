@@ -76,7 +76,7 @@ async fn not_found() -> Response {
     ApiError::new(
         StatusCode::NOT_FOUND,
         "not_found",
-        "no such endpoint; see proto/openapi.yaml",
+        "no such endpoint; see proto/openapi.json",
     )
     .into_response()
 }

@@ -35,6 +35,10 @@ pub fn lookup_key_sql(table: &str) -> String {
     format!("SELECT id FROM {table} WHERE idempotency_key = ?")
 }
 
+pub fn contains_sql(table: &str) -> String {
+    format!("SELECT COUNT(*) FROM {table} WHERE id = ?")
+}
+
 pub fn prune_sql(table: &str, limit: u64) -> String {
     format!("DELETE FROM {table} WHERE applied_at < FROM_UNIXTIME(?) LIMIT {limit}")
 }

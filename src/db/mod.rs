@@ -53,6 +53,13 @@ pub struct Database {
     ledger_ready: AtomicBool,
 }
 
+/// What a small statement returns.
+#[derive(Debug, Clone, Copy)]
+enum Answer {
+    AffectedRows,
+    Count,
+}
+
 /// The answer of a probe.
 #[derive(Debug, Clone)]
 pub struct ProbeOk {
@@ -348,6 +355,30 @@ impl Database {
 
     /// Delete up to `limit` ledger rows applied before `before_unix_secs`.
     pub async fn prune_ledger(&self, before_unix_secs: i64, limit: u64) -> Result<u64, DbError> {
+        let sql = ledger::prune_sql(&self.ledger_table, limit);
+        self.small(
+            sql,
+            Params::Positional(vec![Value::Int(before_unix_secs)]),
+            Answer::AffectedRows,
+        )
+        .await
+    }
+
+    /// Does the ledger hold write `id` (did it commit)?
+    pub async fn ledger_contains(&self, id: WriteId) -> Result<bool, DbError> {
+        let sql = ledger::contains_sql(&self.ledger_table);
+        let n = self
+            .small(
+                sql,
+                Params::Positional(vec![Value::from(id.to_string())]),
+                Answer::Count,
+            )
+            .await?;
+        Ok(n > 0)
+    }
+
+    /// One small statement on a pooled connection, under the write deadline.
+    async fn small(&self, sql: String, params: Params, answer: Answer) -> Result<u64, DbError> {
         let mut slot = self.take_idle();
         let r = tokio::time::timeout(self.timeouts.write, async {
             if slot.is_none() {
@@ -355,14 +386,17 @@ impl Database {
             }
             let s = slot.as_mut().expect("connected above");
             self.ensure_ledger(&mut s.conn).await?;
-            s.conn
-                .exec_drop(
-                    ledger::prune_sql(&self.ledger_table, limit),
-                    (before_unix_secs,),
-                )
-                .await
-                .map_err(|e| from_driver(e, Phase::Commit))?;
-            Ok::<u64, DbError>(s.conn.affected_rows())
+            let fail = |e| from_driver(e, Phase::Commit);
+            match answer {
+                Answer::AffectedRows => {
+                    s.conn.exec_drop(sql, params).await.map_err(fail)?;
+                    Ok::<u64, DbError>(s.conn.affected_rows())
+                }
+                Answer::Count => {
+                    let n: Option<u64> = s.conn.exec_first(sql, params).await.map_err(fail)?;
+                    Ok(n.unwrap_or(0))
+                }
+            }
         })
         .await;
         match r {

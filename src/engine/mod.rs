@@ -102,6 +102,10 @@ pub enum EngineError {
     NotDurable(String),
     #[error("sluice is shutting down")]
     ShuttingDown,
+    #[error(
+        "the write is not in sluice's index and the ledger cannot be read now ({0}); retry later"
+    )]
+    LedgerUnavailable(String),
     #[error("queue store error: {0}")]
     Store(String),
 }
@@ -475,8 +479,17 @@ impl Engine {
     }
 
     /// What became of write `id` (`None`: unknown id, or pruned).
-    pub fn write_status(&self, id: WriteId) -> Result<Option<WriteStatus>, EngineError> {
-        Ok(index::get_status(&**self.inner.queue.store(), id)?.map(|r| r.status))
+    /// The status index answers for queued, dead and idempotent writes;
+    /// for any other id the ledger in MariaDB says whether it committed.
+    pub async fn write_status(&self, id: WriteId) -> Result<Option<WriteStatus>, EngineError> {
+        if let Some(rec) = index::get_status(&**self.inner.queue.store(), id)? {
+            return Ok(Some(rec.status));
+        }
+        match self.inner.db().ledger_contains(id).await {
+            Ok(true) => Ok(Some(WriteStatus::Applied { results: None })),
+            Ok(false) => Ok(None),
+            Err(e) => Err(EngineError::LedgerUnavailable(e.to_string())),
+        }
     }
 
     pub fn mode(&self) -> Mode {

@@ -47,19 +47,21 @@ pub fn router(state: AppState) -> Router {
             state.clone(),
             auth::require_token,
         ));
-    Router::new()
+    let routes = Router::new()
         .nest("/v1", v1)
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .fallback(not_found)
         .with_state(state)
-        .layer(DefaultBodyLimit::max(max_body))
-        .layer(
-            ServiceBuilder::new()
-                .layer(HandleErrorLayer::new(overloaded))
-                .load_shed()
-                .concurrency_limit(concurrency),
-        )
+        .layer(DefaultBodyLimit::max(max_body));
+    // `Router::layer` would give every route its own limit; the stack must
+    // wrap the router as one service so all requests share one.
+    let stack = ServiceBuilder::new()
+        .layer(HandleErrorLayer::new(overloaded))
+        .load_shed()
+        .concurrency_limit(concurrency)
+        .service(routes);
+    Router::new().fallback_service(stack)
 }
 
 async fn overloaded(_: tower::BoxError) -> Response {

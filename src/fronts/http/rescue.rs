@@ -97,6 +97,15 @@ pub fn rescue(e: EngineError) -> ApiError {
             err.retry_after = Some(1);
             err
         }
+        e @ EngineError::LedgerUnavailable(_) => {
+            let mut err = ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "ledger_unavailable",
+                e.to_string(),
+            );
+            err.retry_after = Some(5);
+            err
+        }
         e @ EngineError::Store(_) => ApiError::new(
             StatusCode::INTERNAL_SERVER_ERROR,
             "store_error",

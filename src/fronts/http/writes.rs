@@ -221,7 +221,7 @@ pub async fn lookup(State(s): State<AppState>, Path(id): Path<String>) -> Respon
         Ok(id) => id,
         Err(m) => return ApiError::bad_request(m).into_response(),
     };
-    match s.engine.write_status(id) {
+    match s.engine.write_status(id).await {
         Err(e) => rescue(e).into_response(),
         Ok(None) => ApiError::new(
             StatusCode::NOT_FOUND,

@@ -1,0 +1,108 @@
+//! Running sluice: it starts while MariaDB is down (and simply buffers), it
+//! prunes the ledger after the retention period, and it sheds load rather than
+//! queueing requests in memory.
+
+mod support;
+
+use serde_json::json;
+use std::time::Duration;
+use support::*;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn starts_while_mariadb_is_down_and_buffers() {
+    let mut db = mariadb_with_table().await;
+    db.kill();
+    let dir = tempfile::tempdir().unwrap();
+    let s = Sluice::start(raw_config(&db.app_url(), dir.path())).await;
+    let (code, body) = s
+        .write(json!({"sql": "INSERT INTO t (client, seq) VALUES (1, 1)", "wait_ms": 0}))
+        .await;
+    assert_eq!(code, 202, "{body}");
+    assert_eq!(s.mode().await, "buffering");
+    let status = s.status().await;
+    assert_eq!(status["primary"]["healthy"], false, "{status}");
+    db.restart().await.unwrap();
+    s.wait_drained(Duration::from_secs(20)).await;
+    assert_eq!(rows(&db).await, vec![(1, 1)]);
+
+    // A direct write without an idempotency key is looked up in the ledger.
+    let (code, body) = s.write(insert(1, 2)).await;
+    assert_eq!(code, 200, "{body}");
+    let (code, st) = s
+        .get(&format!("/v1/writes/{}", body["id"].as_str().unwrap()))
+        .await;
+    assert_eq!(
+        (code, st["status"].as_str()),
+        (200, Some("applied")),
+        "{st}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ledger_rows_are_pruned_after_the_retention_period() {
+    let db = mariadb_with_table().await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut raw = raw_config(&db.app_url(), dir.path());
+    raw.ledger_retention = Some("2s".into());
+    raw.ledger_prune_interval = Some("200ms".into());
+    let s = Sluice::start(raw).await;
+    s.wait_mode("direct", Duration::from_secs(10)).await;
+    for i in 0..5 {
+        let (code, _) = s
+            .write_with(insert(1, i), &[("Idempotency-Key", &format!("k{i}"))])
+            .await;
+        assert_eq!(code, 200);
+    }
+    assert_eq!(count(&db, "SELECT COUNT(*) FROM sluice_applied").await, 5);
+    eventually("ledger pruned", Duration::from_secs(15), || async {
+        (count(&db, "SELECT COUNT(*) FROM sluice_applied").await == 0).then_some(())
+    })
+    .await;
+    let status = s.status().await;
+    assert!(
+        status["counters"]["ledger_pruned"].as_u64().unwrap() >= 5,
+        "{status}"
+    );
+    assert_eq!(rows(&db).await.len(), 5, "pruning touched application data");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn load_is_shed_when_every_request_slot_is_busy() {
+    let db = mariadb_with_table().await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut raw = raw_config(&db.app_url(), dir.path());
+    raw.http_concurrency = Some("1".into());
+    let s = std::sync::Arc::new(Sluice::start(raw).await);
+    s.wait_mode("direct", Duration::from_secs(10)).await;
+    db.pause();
+    s.wait_mode("buffering", Duration::from_secs(5)).await;
+    let held = {
+        let s = s.clone();
+        tokio::spawn(async move {
+            s.write(json!({"sql": "INSERT INTO t (client, seq) VALUES (1, 1)", "wait_ms": 3000}))
+                .await
+        })
+    };
+    let shed = eventually(
+        "a request shed while the only slot is held",
+        Duration::from_secs(3),
+        || async {
+            let r = s
+                .http
+                .get(format!("{}/healthz", s.base))
+                .send()
+                .await
+                .ok()?;
+            (r.status().as_u16() == 503).then_some(r)
+        },
+    )
+    .await;
+    assert!(shed.headers().get("retry-after").is_some());
+    let body: serde_json::Value = shed.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "overloaded", "{body}");
+    let (code, body) = held.await.unwrap();
+    assert_eq!(code, 202, "{body}");
+    db.resume();
+    s.wait_drained(Duration::from_secs(20)).await;
+    assert_eq!(rows(&db).await, vec![(1, 1)]);
+}

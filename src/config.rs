@@ -80,6 +80,14 @@ config_keys! {
     data_dir: "SLUICE_DATA_DIR" = "./sluice-data",
     /// Address of the HTTP API.
     http_listen: "SLUICE_HTTP_LISTEN" = "127.0.0.1:8080",
+    /// Address of the MySQL-protocol front; empty to disable it.
+    mysql_listen: "SLUICE_MYSQL_LISTEN" = "",
+    /// Users of the MySQL front, comma-separated name:hash pairs; a hash is `*` and 40 hex digits as MariaDB's PASSWORD() gives (print one with `sluice hash-password`).
+    mysql_users: "SLUICE_MYSQL_USERS" = "",
+    /// How long the MySQL front holds a client whose write is queued before answering OK with the queued write's id.
+    mysql_hold: "SLUICE_MYSQL_HOLD" = "30s",
+    /// Largest MySQL packet accepted (max_allowed_packet).
+    mysql_max_packet: "SLUICE_MYSQL_MAX_PACKET" = "16MiB",
     /// Deadline for applying one write directly, or one drain batch: connect, statements and COMMIT.
     write_timeout: "SLUICE_WRITE_TIMEOUT" = "2s",
     /// Time between health probes of the primary.
@@ -175,9 +183,17 @@ pub struct HttpConfig {
     pub max_wait: Duration,
 }
 
+/// MySQL front settings: where to listen, and the front's own settings.
+#[derive(Debug, Clone)]
+pub struct MysqlListen {
+    pub listen: SocketAddr,
+    pub front: crate::fronts::mysql::MysqlConfig,
+}
+
 /// Validated settings.
 #[derive(Debug, Clone)]
 pub struct Config {
+    pub mysql: Option<MysqlListen>,
     pub db_url: String,
     pub data_dir: PathBuf,
     pub write_timeout: Duration,
@@ -354,7 +370,9 @@ impl Config {
             return Err(r.invalid("drain_backoff_min", "must not exceed drain_backoff_max"));
         }
         let max_rate = r.int("drain_max_rate", 0)?;
+        let mysql = mysql_settings(&r)?;
         Ok(Config {
+            mysql,
             db_url,
             data_dir,
             write_timeout: r.duration("write_timeout")?,
@@ -391,6 +409,52 @@ impl Config {
             log: r.text("log"),
         })
     }
+}
+
+fn mysql_settings(r: &Reader) -> Result<Option<MysqlListen>, ConfigError> {
+    let listen = r.text("mysql_listen");
+    let hold = r.duration("mysql_hold")?;
+    let max_packet = r.bytes("mysql_max_packet")? as usize;
+    let mut users = Vec::new();
+    for entry in r
+        .text("mysql_users")
+        .split(',')
+        .map(str::trim)
+        .filter(|e| !e.is_empty())
+    {
+        let (name, hash) = entry.split_once(':').ok_or_else(|| {
+            r.invalid(
+                "mysql_users",
+                "expected name:hash pairs, e.g. app:*6BB4837EB74329105EE4568DDA7DC67ED2CA2AD9",
+            )
+        })?;
+        let hash = crate::fronts::mysql::auth::parse_hash(hash.trim()).ok_or_else(|| {
+            r.invalid("mysql_users", &format!("the hash of user {name:?} is not `*` and 40 hex digits (make one with `sluice hash-password`)"))
+        })?;
+        users.push((name.trim().to_string(), hash));
+    }
+    if listen.is_empty() {
+        return Ok(None);
+    }
+    let listen: SocketAddr = listen.parse().map_err(|_| {
+        r.invalid(
+            "mysql_listen",
+            "expected host:port with an IP address, e.g. 127.0.0.1:3307",
+        )
+    })?;
+    if users.is_empty() {
+        return Err(ConfigError::Refused(
+            "the MySQL front needs at least one user: set mysql_users (--mysql-users, SLUICE_MYSQL_USERS)".into(),
+        ));
+    }
+    Ok(Some(MysqlListen {
+        listen,
+        front: crate::fronts::mysql::MysqlConfig {
+            users,
+            hold,
+            max_packet,
+        },
+    }))
 }
 
 fn check_data_dir(dir: &Path) -> Result<(), String> {

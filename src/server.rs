@@ -35,6 +35,9 @@ pub enum ServerError {
 /// A running sluice.
 pub struct Running {
     pub http_addr: SocketAddr,
+    /// Where the MySQL front listens, when it is enabled.
+    pub mysql_addr: Option<SocketAddr>,
+    mysql: Option<JoinHandle<()>>,
     pub engine: Engine,
     stopping: CancellationToken,
     http: JoinHandle<()>,
@@ -87,9 +90,42 @@ pub async fn start(config: Config) -> Result<Running, ServerError> {
             tracing::error!(error = %e, "HTTP front failed");
         }
     });
+    let (mysql_addr, mysql) = match &config.mysql {
+        None => (None, None),
+        Some(m) => {
+            let listener = tokio::net::TcpListener::bind(m.listen)
+                .await
+                .map_err(|source| ServerError::Listen {
+                    addr: m.listen,
+                    source,
+                })?;
+            let addr = listener
+                .local_addr()
+                .map_err(|source| ServerError::Listen {
+                    addr: m.listen,
+                    source,
+                })?;
+            let state = Arc::new(crate::fronts::mysql::FrontState {
+                default_db: engine.default_database(),
+                engine: engine.clone(),
+                cfg: m.front.clone(),
+                stop: stopping.clone(),
+            });
+            tracing::info!(mysql_addr = %addr, "MySQL front is listening");
+            let within = config.shutdown_timeout;
+            (
+                Some(addr),
+                Some(tokio::spawn(crate::fronts::mysql::serve(
+                    listener, state, within,
+                ))),
+            )
+        }
+    };
     tracing::info!(%http_addr, "sluice is listening");
     Ok(Running {
         http_addr,
+        mysql_addr,
+        mysql,
         engine,
         stopping,
         http,
@@ -106,6 +142,9 @@ impl Running {
         // The engine stops taking writes first: requests still waiting for a
         // drain are answered "queued" (their writes are durable).
         self.engine.shutdown(limit).await;
+        if let Some(m) = self.mysql {
+            let _ = tokio::time::timeout(limit, m).await;
+        }
         let mut http = self.http;
         if tokio::time::timeout(limit, &mut http).await.is_err() {
             tracing::warn!("HTTP requests still open at the shutdown deadline; closing them");

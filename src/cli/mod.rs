@@ -25,6 +25,9 @@ pub enum Command {
     Demo(demo::DemoArgs),
     /// Print the configuration reference (Markdown).
     ConfigReference,
+    /// Read a password on standard input and print its MariaDB-style hash,
+    /// for `mysql_users`.
+    HashPassword,
 }
 
 #[derive(Debug, clap::Args)]
@@ -67,6 +70,18 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Demo(args) => {
             let rt = tokio::runtime::Runtime::new()?;
             rt.block_on(demo::run(args))
+        }
+        Command::HashPassword => {
+            let mut line = String::new();
+            std::io::stdin().read_line(&mut line)?;
+            let password = line.trim_end_matches(['\r', '\n']);
+            if password.is_empty() {
+                anyhow::bail!(
+                    "no password on standard input: try `echo -n secret | sluice hash-password`"
+                );
+            }
+            println!("{}", crate::fronts::mysql::auth::native_hash(password));
+            Ok(())
         }
         Command::ConfigReference => {
             print!("{}", crate::config::reference_markdown());

@@ -11,6 +11,7 @@
 
 pub mod error;
 pub mod ledger;
+pub mod passthrough;
 
 pub use error::{DbError, Phase};
 
@@ -99,6 +100,11 @@ impl Database {
             probe_session: tokio::sync::Mutex::new(None),
             ledger_ready: AtomicBool::new(false),
         })
+    }
+
+    /// A pass-through connection for one MySQL-front client.
+    pub fn passthrough(&self) -> passthrough::Passthrough {
+        passthrough::Passthrough::new(self.opts.clone(), self.timeouts.write)
     }
 
     pub fn default_database(&self) -> &str {

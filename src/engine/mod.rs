@@ -496,6 +496,17 @@ impl Engine {
         self.inner.mode.mode()
     }
 
+    /// The database the target URL names (the default for clients).
+    pub fn default_database(&self) -> String {
+        self.inner.db().default_database().to_string()
+    }
+
+    /// A pass-through connection to the current primary, for statements a
+    /// front forwards rather than buffers (reads, DDL, session statements).
+    pub fn passthrough(&self) -> crate::db::passthrough::Passthrough {
+        self.inner.db().passthrough()
+    }
+
     /// Subscribe to mode changes.
     pub fn mode_changes(&self) -> tokio::sync::watch::Receiver<Mode> {
         self.inner.mode.subscribe()

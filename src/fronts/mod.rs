@@ -6,3 +6,4 @@
 //! buffering logic of their own.
 
 pub mod http;
+pub mod mysql;

@@ -1,0 +1,140 @@
+//! Pass-through for one MySQL-front client: statements sluice does not buffer
+//! (reads, DDL, session statements) run on a MariaDB connection of the
+//! client's own, under a deadline. A connection that timed out is discarded;
+//! the next statement reconnects and restores the client's session context.
+//!
+//! Writes never come through here: they go to the engine.
+
+use super::{from_driver, DbError, Phase};
+use crate::engine::RequestContext;
+use mysql_async::prelude::Queryable;
+use mysql_async::{Column, Conn, Opts, Row, Value};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// What MariaDB answered to a passed-through statement.
+#[derive(Debug, Clone, Default)]
+pub struct PassReply {
+    /// `Some` for a result set (possibly empty).
+    pub columns: Option<Arc<[Column]>>,
+    pub rows: Vec<Vec<Value>>,
+    pub affected_rows: u64,
+    pub last_insert_id: Option<u64>,
+    pub warnings: u16,
+    pub info: String,
+}
+
+pub struct Passthrough {
+    opts: Opts,
+    timeout: Duration,
+    conn: Option<Conn>,
+}
+
+impl Passthrough {
+    pub(crate) fn new(opts: Opts, timeout: Duration) -> Self {
+        Passthrough {
+            opts,
+            timeout,
+            conn: None,
+        }
+    }
+
+    /// Run one text statement with the client's context.
+    pub async fn query(&mut self, sql: &str, ctx: &RequestContext) -> Result<PassReply, DbError> {
+        let mut phase = Phase::Connect;
+        let r = tokio::time::timeout(self.timeout, self.query_in(sql, ctx, &mut phase)).await;
+        match r {
+            Ok(Ok(reply)) => Ok(reply),
+            Ok(Err(e)) => {
+                if !matches!(e, DbError::Definitive { .. }) {
+                    self.discard();
+                }
+                Err(e)
+            }
+            Err(_) => {
+                self.discard();
+                Err(DbError::Timeout {
+                    phase,
+                    after: self.timeout,
+                })
+            }
+        }
+    }
+
+    async fn query_in(
+        &mut self,
+        sql: &str,
+        ctx: &RequestContext,
+        phase: &mut Phase,
+    ) -> Result<PassReply, DbError> {
+        if self.conn.is_none() {
+            let mut conn = Conn::new(self.opts.clone())
+                .await
+                .map_err(|e| from_driver(e, Phase::Connect))?;
+            restore(&mut conn, ctx).await?;
+            self.conn = Some(conn);
+        }
+        *phase = Phase::Transaction;
+        let conn = self.conn.as_mut().expect("connected above");
+        let mut result = match conn.query_iter(sql).await {
+            Ok(r) => r,
+            Err(mysql_async::Error::Server(se)) => {
+                return Err(DbError::Definitive {
+                    write_index: 0,
+                    statement_index: 0,
+                    error: super::error::sql_error(&se),
+                })
+            }
+            Err(e) => return Err(from_driver(e, Phase::Commit)),
+        };
+        let columns = result.columns();
+        let rows: Vec<Row> = result
+            .collect()
+            .await
+            .map_err(|e| from_driver(e, Phase::Commit))?;
+        let reply = PassReply {
+            columns: columns.filter(|c| !c.is_empty()),
+            rows: rows.into_iter().map(Row::unwrap).collect(),
+            affected_rows: result.affected_rows(),
+            last_insert_id: result.last_insert_id(),
+            warnings: result.warnings(),
+            info: result.info().into_owned(),
+        };
+        drop(result);
+        Ok(reply)
+    }
+
+    fn discard(&mut self) {
+        if let Some(c) = self.conn.take() {
+            tokio::spawn(async move {
+                let _ = tokio::time::timeout(Duration::from_secs(1), c.disconnect()).await;
+            });
+        }
+    }
+}
+
+/// Bring a fresh connection to the client's session context.
+async fn restore(conn: &mut Conn, ctx: &RequestContext) -> Result<(), DbError> {
+    let setup = |e| from_driver(e, Phase::Connect);
+    if let Some(db) = &ctx.database {
+        conn.query_drop(format!("USE {}", super::ledger::quote_ident(db)))
+            .await
+            .map_err(setup)?;
+    }
+    if let Some(cs) = &ctx.charset {
+        conn.query_drop(format!("SET NAMES {cs}"))
+            .await
+            .map_err(setup)?;
+    }
+    if let Some(m) = &ctx.sql_mode {
+        conn.exec_drop("SET SESSION sql_mode = ?", (m.as_str(),))
+            .await
+            .map_err(setup)?;
+    }
+    if let Some(tz) = &ctx.time_zone {
+        conn.exec_drop("SET SESSION time_zone = ?", (tz.as_str(),))
+            .await
+            .map_err(setup)?;
+    }
+    Ok(())
+}

@@ -1,0 +1,70 @@
+//! The MySQL-protocol front: stock drivers connect to sluice as they would to
+//! MariaDB (`mysql_native_password`), and their writes go to the engine.
+//!
+//! - `codec`: packet framing (tokio codec);
+//! - `auth`: password hashes and scramble verification;
+//! - `conn`: handshake, command loop, reply packets;
+//! - `session`: what each statement means (write, transaction, session, read).
+//!
+//! It spawns one task per client connection, all stopped by the front's
+//! cancellation token. It never touches the queue store, and reaches MariaDB
+//! only through the engine (writes) and the engine's pass-through (reads).
+
+pub mod auth;
+pub mod codec;
+pub mod conn;
+pub mod session;
+
+use crate::engine::Engine;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+/// MySQL front settings (validated by `config`).
+#[derive(Debug, Clone)]
+pub struct MysqlConfig {
+    /// (user, SHA1(SHA1(password))).
+    pub users: Vec<(String, [u8; 20])>,
+    /// How long a client is held for a queued write before an OK naming it.
+    pub hold: Duration,
+    pub max_packet: usize,
+}
+
+pub struct FrontState {
+    pub engine: Engine,
+    pub cfg: MysqlConfig,
+    pub default_db: String,
+    pub stop: CancellationToken,
+}
+
+/// Accept clients until `stop`; then wait (bounded) for their tasks.
+pub async fn serve(listener: TcpListener, state: Arc<FrontState>, within: Duration) {
+    let ids = AtomicU32::new(1);
+    let tasks = TaskTracker::new();
+    loop {
+        let accepted = tokio::select! {
+            a = listener.accept() => a,
+            _ = state.stop.cancelled() => break,
+        };
+        match accepted {
+            Ok((stream, peer)) => {
+                let id = ids.fetch_add(1, Ordering::Relaxed);
+                let state = state.clone();
+                tasks.spawn(async move {
+                    if let Err(e) = conn::serve(stream, state, id).await {
+                        tracing::debug!(%peer, conn = id, error = %e, "MySQL client connection ended");
+                    }
+                });
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+    tasks.close();
+    let _ = tokio::time::timeout(within, tasks.wait()).await;
+}

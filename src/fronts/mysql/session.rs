@@ -1,0 +1,425 @@
+//! What one MySQL-front client's statements mean, independent of packets:
+//! autocommit writes become engine writes; `BEGIN … COMMIT` holding only
+//! writes becomes one engine write submitted at COMMIT (`ROLLBACK` drops it);
+//! session statements (`USE`, `SET NAMES`, `SET sql_mode`, `SET time_zone`,
+//! `SET autocommit`) are tracked, so queued writes carry the client's context,
+//! and forwarded; reads and DDL pass through to MariaDB while it answers.
+//!
+//! It never queues a read and never sends a write around the engine.
+
+use crate::db::passthrough::{PassReply, Passthrough};
+use crate::db::DbError;
+use crate::engine::mode::Mode;
+use crate::engine::write::{SqlError, Statement};
+use crate::engine::{Engine, EngineError, RequestContext, Submitted, WriteRequest};
+use crate::sql::{self, StatementClass};
+use std::time::Duration;
+
+/// A reply to one command, before it becomes packets.
+#[derive(Debug)]
+pub enum Reply {
+    Ok {
+        affected_rows: u64,
+        last_insert_id: Option<u64>,
+        warnings: u16,
+        info: String,
+    },
+    Err(SqlError),
+    Rows(PassReply),
+}
+
+impl Reply {
+    pub fn ok() -> Reply {
+        Reply::Ok {
+            affected_rows: 0,
+            last_insert_id: None,
+            warnings: 0,
+            info: String::new(),
+        }
+    }
+
+    pub fn err(code: u16, sqlstate: &str, message: impl Into<String>) -> Reply {
+        Reply::Err(SqlError {
+            code,
+            sqlstate: sqlstate.to_string(),
+            message: message.into(),
+        })
+    }
+}
+
+pub struct Session {
+    engine: Engine,
+    pub ctx: RequestContext,
+    autocommit: bool,
+    /// Statements of the open transaction, if one is open.
+    txn: Option<Vec<Statement>>,
+    pass: Passthrough,
+    hold: Duration,
+}
+
+impl Session {
+    pub fn new(engine: Engine, database: Option<String>, hold: Duration) -> Self {
+        let pass = engine.passthrough();
+        Session {
+            engine,
+            ctx: RequestContext {
+                database,
+                ..Default::default()
+            },
+            autocommit: true,
+            txn: None,
+            pass,
+            hold,
+        }
+    }
+
+    pub fn in_transaction(&self) -> bool {
+        self.txn.is_some()
+    }
+
+    /// COM_RESET_CONNECTION: back to a fresh session (same user and database).
+    pub fn reset(&mut self) {
+        let db = self.ctx.database.take();
+        self.ctx = RequestContext {
+            database: db,
+            ..Default::default()
+        };
+        self.autocommit = true;
+        self.txn = None;
+        self.pass = self.engine.passthrough();
+    }
+
+    /// COM_INIT_DB and `USE`.
+    pub async fn use_database(&mut self, db: &str) -> Reply {
+        let db = db.trim().trim_matches('`').to_string();
+        if db.is_empty() {
+            return Reply::err(1046, "3D000", "No database selected");
+        }
+        let sql = format!("USE `{}`", db.replace('`', "``"));
+        match self.pass.query(&sql, &self.ctx).await {
+            Ok(_)
+            | Err(DbError::Timeout { .. } | DbError::Unreachable(_) | DbError::Lost { .. }) => {
+                // While MariaDB does not answer, the database is tracked and
+                // checked when the write is applied.
+                self.ctx.database = Some(db);
+                Reply::ok()
+            }
+            Err(e) => db_reply(e),
+        }
+    }
+
+    /// COM_QUERY.
+    pub async fn query(&mut self, sql: &str) -> Reply {
+        let scan = sql::scan(sql);
+        if scan.multiple {
+            return Reply::err(
+                1064,
+                "42000",
+                "sluice accepts one statement per query; send statements one at a time",
+            );
+        }
+        match scan.class {
+            StatementClass::Write => self.write(sql).await,
+            StatementClass::Transaction => self.transaction(&scan.keyword, sql).await,
+            StatementClass::Session => self.session_statement(&scan.keyword, sql).await,
+            StatementClass::Empty => Reply::err(1065, "42000", "Query was empty"),
+            StatementClass::Read => {
+                if self.txn.is_some() {
+                    return Reply::err(
+                        1105,
+                        "HY000",
+                        "sluice buffers a transaction as one unit of writes: reads inside BEGIN … COMMIT are not supported; read outside the transaction",
+                    );
+                }
+                self.pass_through(sql).await
+            }
+            StatementClass::Ddl | StatementClass::Other => {
+                if self.txn.is_some() {
+                    return Reply::err(
+                        1105,
+                        "HY000",
+                        format!(
+                            "{} inside a buffered transaction is not supported",
+                            scan.keyword
+                        ),
+                    );
+                }
+                if self.engine.mode() != Mode::Direct {
+                    return Reply::err(
+                        1105,
+                        "HY000",
+                        format!("sluice is {} (MariaDB is not answering or writes are queued): {} cannot be buffered; retry when the queue is drained", self.engine.mode(), scan.keyword),
+                    );
+                }
+                self.pass_through(sql).await
+            }
+        }
+    }
+
+    async fn write(&mut self, sql: &str) -> Reply {
+        if scan_placeholders(sql) > 0 {
+            return Reply::err(
+                1064,
+                "42000",
+                "a text query cannot hold ? placeholders; use a prepared statement",
+            );
+        }
+        let st = Statement {
+            sql: sql.to_string(),
+            params: Vec::new(),
+        };
+        if let Some(txn) = &mut self.txn {
+            txn.push(st);
+            return Reply::ok();
+        }
+        if !self.autocommit {
+            self.txn = Some(vec![st]);
+            return Reply::ok();
+        }
+        self.submit(vec![st]).await
+    }
+
+    async fn submit(&mut self, statements: Vec<Statement>) -> Reply {
+        let req = WriteRequest {
+            statements,
+            context: self.ctx.clone(),
+            idempotency_key: None,
+            ordering_key: None,
+            wait: self.hold,
+        };
+        match self.engine.submit(req).await {
+            Ok(Submitted::Applied { results, .. }) => {
+                let results = results.unwrap_or_default();
+                Reply::Ok {
+                    affected_rows: results.iter().map(|r| r.rows_affected).sum(),
+                    last_insert_id: results.iter().rev().find_map(|r| r.last_insert_id),
+                    warnings: 0,
+                    info: String::new(),
+                }
+            }
+            Ok(Submitted::Queued { id }) => Reply::Ok {
+                affected_rows: 0,
+                last_insert_id: None,
+                warnings: 0,
+                info: format!("sluice: queued as write {id}; it will be applied in order when MariaDB answers"),
+            },
+            Err(e) => engine_reply(e),
+        }
+    }
+
+    async fn transaction(&mut self, keyword: &str, sql: &str) -> Reply {
+        let upper = sql.trim().to_ascii_uppercase();
+        match keyword {
+            "BEGIN" | "START" if keyword == "BEGIN" || upper.starts_with("START TRANSACTION") => {
+                let pending = self.txn.take();
+                // BEGIN inside a transaction commits the open one, as in MariaDB.
+                if let Some(stmts) = pending.filter(|s| !s.is_empty()) {
+                    if let Reply::Err(e) = self.submit(stmts).await {
+                        return Reply::Err(e);
+                    }
+                }
+                self.txn = Some(Vec::new());
+                Reply::ok()
+            }
+            "COMMIT" => match self.txn.take() {
+                Some(stmts) if !stmts.is_empty() => self.submit(stmts).await,
+                _ => Reply::ok(),
+            },
+            "ROLLBACK" if !upper.contains(" TO ") => {
+                self.txn = None;
+                Reply::ok()
+            }
+            _ => Reply::err(1105, "HY000", format!("{keyword} is not supported by sluice's MySQL front (savepoints and XA cannot be buffered)")),
+        }
+    }
+
+    async fn session_statement(&mut self, keyword: &str, sql: &str) -> Reply {
+        if keyword == "USE" {
+            let db = sql.trim().trim_end_matches(';').trim()[3..]
+                .trim()
+                .to_string();
+            return self.use_database(&db).await;
+        }
+        let assignments = parse_set(sql);
+        let mut forward = false;
+        for (name, value) in &assignments {
+            match name.as_str() {
+                "names" => {
+                    self.ctx.charset =
+                        Some(value.split_whitespace().next().unwrap_or("").to_string())
+                }
+                "sql_mode" => self.ctx.sql_mode = Some(value.clone()),
+                "time_zone" => self.ctx.time_zone = Some(value.clone()),
+                "autocommit" => {
+                    let on = matches!(value.to_ascii_lowercase().as_str(), "1" | "on" | "true");
+                    if on && !self.autocommit {
+                        // Turning autocommit on commits the open transaction.
+                        if let Some(stmts) = self.txn.take().filter(|s| !s.is_empty()) {
+                            if let Reply::Err(e) = self.submit(stmts).await {
+                                return Reply::Err(e);
+                            }
+                        }
+                    }
+                    self.autocommit = on;
+                    continue; // never forwarded: the pass-through stays autocommit
+                }
+                _ => {}
+            }
+            forward = true;
+        }
+        if !forward && !assignments.is_empty() {
+            return Reply::ok();
+        }
+        match self.pass.query(sql, &self.ctx).await {
+            Ok(r) => Reply::Ok {
+                affected_rows: r.affected_rows,
+                last_insert_id: None,
+                warnings: r.warnings,
+                info: r.info,
+            },
+            // Tracked settings travel with queued writes; a pass-through
+            // connection gets them when it reconnects.
+            Err(DbError::Timeout { .. } | DbError::Unreachable(_) | DbError::Lost { .. })
+                if assignments
+                    .iter()
+                    .all(|(n, _)| matches!(n.as_str(), "names" | "sql_mode" | "time_zone"))
+                    && !assignments.is_empty() =>
+            {
+                Reply::ok()
+            }
+            Err(e) => db_reply(e),
+        }
+    }
+
+    async fn pass_through(&mut self, sql: &str) -> Reply {
+        match self.pass.query(sql, &self.ctx).await {
+            Ok(r) if r.columns.is_some() => Reply::Rows(r),
+            Ok(r) => Reply::Ok {
+                affected_rows: r.affected_rows,
+                last_insert_id: r.last_insert_id,
+                warnings: r.warnings,
+                info: r.info,
+            },
+            Err(e) => db_reply(e),
+        }
+    }
+}
+
+fn scan_placeholders(sql: &str) -> usize {
+    sql::scan(sql).placeholders
+}
+
+/// Parse `SET a = x, b = 'y'` and `SET NAMES cs` into (lower-case name, value).
+fn parse_set(sql: &str) -> Vec<(String, String)> {
+    let body = sql.trim().trim_end_matches(';');
+    let Some(body) = body.get(3..) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for part in split_outside_quotes(body) {
+        let part = part.trim();
+        let lower = part.to_ascii_lowercase();
+        if let Some(rest) = lower.strip_prefix("names ") {
+            let _ = rest;
+            out.push(("names".into(), unquote(part[6..].trim())));
+            continue;
+        }
+        let Some((name, value)) = part.split_once('=') else {
+            continue;
+        };
+        let name = name.trim().to_ascii_lowercase();
+        let name = name
+            .trim_start_matches("@@session.")
+            .trim_start_matches("@@local.")
+            .trim_start_matches("@@")
+            .trim_start_matches("session ")
+            .trim_start_matches("local ")
+            .trim()
+            .to_string();
+        out.push((name, unquote(value.trim())));
+    }
+    out
+}
+
+fn unquote(v: &str) -> String {
+    let v = v.trim();
+    for q in ['\'', '"'] {
+        if v.len() >= 2 && v.starts_with(q) && v.ends_with(q) {
+            return v[1..v.len() - 1].to_string();
+        }
+    }
+    v.to_string()
+}
+
+fn split_outside_quotes(s: &str) -> Vec<String> {
+    let mut parts = Vec::new();
+    let mut cur = String::new();
+    let mut quote: Option<char> = None;
+    for c in s.chars() {
+        match (quote, c) {
+            (None, '\'' | '"' | '`') => {
+                quote = Some(c);
+                cur.push(c);
+            }
+            (Some(q), c) if c == q => {
+                quote = None;
+                cur.push(c);
+            }
+            (None, ',') => parts.push(std::mem::take(&mut cur)),
+            _ => cur.push(c),
+        }
+    }
+    parts.push(cur);
+    parts
+}
+
+/// Engine error → MySQL error (the one mapping for this front).
+pub fn engine_reply(e: EngineError) -> Reply {
+    match e {
+        EngineError::Sql { error, .. } => Reply::Err(error),
+        EngineError::Invalid(m) => Reply::err(1064, "42000", m),
+        e @ EngineError::QueueFull { .. } => Reply::err(1041, "HY000", format!("sluice: {e}")),
+        e @ (EngineError::NotDurable(_) | EngineError::Store(_)) => {
+            Reply::err(1105, "HY000", format!("sluice: {e}"))
+        }
+        EngineError::ShuttingDown => Reply::err(1053, "08S01", "sluice is shutting down"),
+        e => Reply::err(1105, "HY000", format!("sluice: {e}")),
+    }
+}
+
+fn db_reply(e: DbError) -> Reply {
+    match e {
+        DbError::Definitive { error, .. } | DbError::Transient { error, .. } => Reply::Err(error),
+        other => Reply::err(
+            2013,
+            "HY000",
+            format!("sluice: MariaDB is not answering ({other}); reads and DDL cannot be queued, retry later"),
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_the_set_forms_drivers_send() {
+        assert_eq!(
+            parse_set("SET NAMES utf8mb4"),
+            vec![("names".into(), "utf8mb4".into())]
+        );
+        assert_eq!(
+            parse_set(
+                "SET SESSION sql_mode='STRICT_TRANS_TABLES,NO_ZERO_DATE', @@time_zone = '+00:00'"
+            ),
+            vec![
+                ("sql_mode".into(), "STRICT_TRANS_TABLES,NO_ZERO_DATE".into()),
+                ("time_zone".into(), "+00:00".into())
+            ]
+        );
+        assert_eq!(
+            parse_set("set autocommit=0"),
+            vec![("autocommit".into(), "0".into())]
+        );
+    }
+}

@@ -1,0 +1,172 @@
+//! The MySQL-protocol front with stock clients (mysql_async, the mariadb
+//! CLI) against real MariaDB: writes go through the engine and are answered
+//! with MariaDB's results while it answers; during a stall clients are held
+//! and then told their write is queued, never given an error; reads and DDL
+//! pass through while MariaDB answers and are refused clearly while it does not.
+
+mod support;
+
+use mysql_async::prelude::Queryable;
+use mysql_async::{Conn, Opts, OptsBuilder};
+use sluice::fronts::mysql::auth::native_hash;
+use std::time::Duration;
+use support::*;
+
+const PASSWORD: &str = "front-secret";
+
+async fn start(db: &sluice::testkit::MariaDb, dir: &std::path::Path) -> Sluice {
+    let mut raw = raw_config(&db.app_url(), dir);
+    raw.mysql_listen = Some("127.0.0.1:0".into());
+    raw.mysql_users = Some(format!("app:{}", native_hash(PASSWORD)));
+    raw.mysql_hold = Some("500ms".into());
+    let s = Sluice::start(raw).await;
+    s.wait_mode("direct", Duration::from_secs(10)).await;
+    s
+}
+
+fn port(s: &Sluice) -> u16 {
+    s.running
+        .as_ref()
+        .unwrap()
+        .mysql_addr
+        .expect("MySQL front enabled")
+        .port()
+}
+
+async fn client(s: &Sluice, password: &str) -> Result<Conn, mysql_async::Error> {
+    let opts =
+        Opts::from_url(&format!("mysql://app:{password}@127.0.0.1:{}/app", port(s))).unwrap();
+    Conn::new(OptsBuilder::from_opts(opts).prefer_socket(false)).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stock_clients_write_and_read_through_sluice() {
+    let db = mariadb_with_table().await;
+    let dir = tempfile::tempdir().unwrap();
+    let s = start(&db, dir.path()).await;
+
+    match client(&s, "wrong").await {
+        Err(mysql_async::Error::Server(e)) => assert_eq!(e.code, 1045, "{e}"),
+        other => panic!(
+            "a wrong password must be refused with 1045, got {:?}",
+            other.map(|_| ())
+        ),
+    }
+
+    let mut c = client(&s, PASSWORD)
+        .await
+        .expect("connects with mysql_native_password");
+    c.query_drop("INSERT INTO t (client, seq) VALUES (1, 1)")
+        .await
+        .unwrap();
+    assert_eq!(c.affected_rows(), 1);
+    assert!(c.last_insert_id().unwrap_or(0) >= 1);
+    let n: Option<i64> = c.query_first("SELECT COUNT(*) FROM t").await.unwrap();
+    assert_eq!(n, Some(1));
+
+    // A write-only transaction is one unit; ROLLBACK drops it.
+    c.query_drop("BEGIN").await.unwrap();
+    c.query_drop("INSERT INTO t (client, seq) VALUES (1, 2)")
+        .await
+        .unwrap();
+    c.query_drop("INSERT INTO t (client, seq) VALUES (1, 3)")
+        .await
+        .unwrap();
+    assert_eq!(
+        count(&db, "SELECT COUNT(*) FROM t").await,
+        1,
+        "a write became visible before COMMIT"
+    );
+    c.query_drop("COMMIT").await.unwrap();
+    c.query_drop("START TRANSACTION").await.unwrap();
+    c.query_drop("INSERT INTO t (client, seq) VALUES (1, 99)")
+        .await
+        .unwrap();
+    c.query_drop("ROLLBACK").await.unwrap();
+    assert_eq!(rows(&db).await, vec![(1, 1), (1, 2), (1, 3)]);
+
+    // A definitive error comes back as MariaDB's error.
+    match c.query_drop("INSERT INTO no_such_table VALUES (1)").await {
+        Err(mysql_async::Error::Server(e)) => assert_eq!(e.code, 1146, "{e}"),
+        other => panic!("expected 1146, got {other:?}"),
+    }
+    // DDL passes through while MariaDB answers; session state is tracked.
+    c.query_drop("CREATE TABLE extra (k INT PRIMARY KEY)")
+        .await
+        .unwrap();
+    c.query_drop("SET time_zone = '+05:00'").await.unwrap();
+    let tz: Option<String> = c.query_first("SELECT @@session.time_zone").await.unwrap();
+    assert_eq!(tz.as_deref(), Some("+05:00"));
+    c.disconnect().await.unwrap();
+
+    // The mariadb command-line client.
+    let out = std::process::Command::new("mariadb")
+        .args([
+            "-h127.0.0.1",
+            &format!("-P{}", port(&s)),
+            "-uapp",
+            &format!("-p{PASSWORD}"),
+            "app",
+            "-N",
+            "-e",
+        ])
+        .arg("INSERT INTO t (client, seq) VALUES (2, 1); SELECT COUNT(*) FROM t WHERE client = 2;")
+        .output()
+        .expect("the mariadb client runs");
+    assert!(
+        out.status.success(),
+        "mariadb CLI failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "1");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stall_holds_mysql_clients_and_never_errors_their_writes() {
+    let db = mariadb_with_table().await;
+    let dir = tempfile::tempdir().unwrap();
+    let s = start(&db, dir.path()).await;
+    let mut c = client(&s, PASSWORD).await.unwrap();
+    c.query_drop("INSERT INTO t (client, seq) VALUES (1, 0)")
+        .await
+        .unwrap();
+
+    db.pause();
+    for i in 1..=3 {
+        c.query_drop(format!("INSERT INTO t (client, seq) VALUES (1, {i})"))
+            .await
+            .expect("a queued write is not an error");
+    }
+    let info = c.info().to_string();
+    assert!(
+        info.contains("queued as write"),
+        "the OK names the queued write: {info:?}"
+    );
+    c.query_drop("BEGIN").await.unwrap();
+    c.query_drop("INSERT INTO t (client, seq) VALUES (1, 4)")
+        .await
+        .unwrap();
+    c.query_drop("INSERT INTO t (client, seq) VALUES (1, 5)")
+        .await
+        .unwrap();
+    c.query_drop("COMMIT")
+        .await
+        .expect("a queued transaction is not an error");
+    match c.query_drop("SELECT * FROM t").await {
+        Err(mysql_async::Error::Server(e)) => {
+            assert!(e.message.contains("cannot be queued"), "{e}")
+        }
+        other => panic!("a read while MariaDB is stalled must be refused clearly: {other:?}"),
+    }
+    match c.query_drop("ALTER TABLE t ADD COLUMN x INT").await {
+        Err(mysql_async::Error::Server(e)) => {
+            assert!(e.message.contains("cannot be buffered"), "{e}")
+        }
+        other => panic!("DDL while buffering must be refused: {other:?}"),
+    }
+    db.resume();
+    s.wait_drained(Duration::from_secs(20)).await;
+    assert_eq!(rows(&db).await, (0..=5).map(|i| (1, i)).collect::<Vec<_>>());
+    let n: Option<i64> = c.query_first("SELECT COUNT(*) FROM t").await.unwrap();
+    assert_eq!(n, Some(6), "reads pass through again once MariaDB answers");
+}

@@ -110,6 +110,7 @@ pub async fn start(config: Config) -> Result<Running, ServerError> {
                 engine: engine.clone(),
                 cfg: m.front.clone(),
                 stop: stopping.clone(),
+                bootstrap: Default::default(),
             });
             tracing::info!(mysql_addr = %addr, "MySQL front is listening");
             let within = config.shutdown_timeout;

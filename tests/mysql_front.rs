@@ -170,3 +170,77 @@ async fn a_stall_holds_mysql_clients_and_never_errors_their_writes() {
     let n: Option<i64> = c.query_first("SELECT COUNT(*) FROM t").await.unwrap();
     assert_eq!(n, Some(6), "reads pass through again once MariaDB answers");
 }
+
+/// Prepared statements (binary protocol): writes, reads with typed columns,
+/// NULLs, and preparing and executing a write while MariaDB is stalled.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn prepared_statements_work_in_every_mode() {
+    let db = mariadb_with_table().await;
+    let dir = tempfile::tempdir().unwrap();
+    let s = start(&db, dir.path()).await;
+    let mut c = client(&s, PASSWORD).await.unwrap();
+
+    c.exec_drop(
+        "INSERT INTO t (client, seq, v) VALUES (?, ?, ?)",
+        (1, 1, "one"),
+    )
+    .await
+    .unwrap();
+    assert_eq!(c.affected_rows(), 1);
+    c.exec_drop(
+        "INSERT INTO t (client, seq, v) VALUES (?, ?, ?)",
+        (1, 2, None::<String>),
+    )
+    .await
+    .unwrap();
+    let got: Vec<(i64, i32, Option<String>)> = c
+        .exec(
+            "SELECT id, seq, v FROM t WHERE client = ? ORDER BY id",
+            (1,),
+        )
+        .await
+        .unwrap();
+    assert_eq!(got.len(), 2);
+    assert_eq!((got[0].1, got[0].2.as_deref()), (1, Some("one")));
+    assert_eq!((got[1].1, got[1].2.as_deref()), (2, None));
+    let at: Option<mysql_async::Value> = c.exec_first("SELECT NOW(6)", ()).await.unwrap();
+    assert!(matches!(at, Some(mysql_async::Value::Date(..))), "{at:?}");
+
+    // While MariaDB is stalled: a fresh prepare of a write, executed, held, queued.
+    db.pause();
+    let stmt = c
+        .prep("INSERT INTO t (client, seq, v) VALUES (?, ?, ?)")
+        .await
+        .expect("prepare works while MariaDB is down");
+    for i in 3..=5 {
+        c.exec_drop(&stmt, (1, i, format!("n{i}")))
+            .await
+            .expect("a queued write is not an error");
+    }
+    db.resume();
+    s.wait_drained(Duration::from_secs(20)).await;
+    assert_eq!(rows(&db).await, (1..=5).map(|i| (1, i)).collect::<Vec<_>>());
+    assert_eq!(count(&db, "SELECT COUNT(*) FROM t WHERE v = 'n5'").await, 1);
+
+    // COM_CHANGE_USER re-authenticates.
+    c.change_user(
+        mysql_async::ChangeUserOpts::default()
+            .with_user(Some("app".into()))
+            .with_pass(Some(PASSWORD.into())),
+    )
+    .await
+    .expect("change_user with the right password");
+    let n: Option<i64> = c.query_first("SELECT COUNT(*) FROM t").await.unwrap();
+    assert_eq!(n, Some(5));
+    let refused = c
+        .change_user(
+            mysql_async::ChangeUserOpts::default()
+                .with_user(Some("app".into()))
+                .with_pass(Some("nope".into())),
+        )
+        .await;
+    assert!(
+        refused.is_err(),
+        "change_user with a wrong password must fail"
+    );
+}

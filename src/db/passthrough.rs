@@ -67,26 +67,10 @@ impl Passthrough {
         ctx: &RequestContext,
         phase: &mut Phase,
     ) -> Result<PassReply, DbError> {
-        if self.conn.is_none() {
-            let mut conn = Conn::new(self.opts.clone())
-                .await
-                .map_err(|e| from_driver(e, Phase::Connect))?;
-            restore(&mut conn, ctx).await?;
-            self.conn = Some(conn);
-        }
+        self.connect(ctx).await?;
         *phase = Phase::Transaction;
         let conn = self.conn.as_mut().expect("connected above");
-        let mut result = match conn.query_iter(sql).await {
-            Ok(r) => r,
-            Err(mysql_async::Error::Server(se)) => {
-                return Err(DbError::Definitive {
-                    write_index: 0,
-                    statement_index: 0,
-                    error: super::error::sql_error(&se),
-                })
-            }
-            Err(e) => return Err(from_driver(e, Phase::Commit)),
-        };
+        let mut result = conn.query_iter(sql).await.map_err(statement_error)?;
         let columns = result.columns();
         let rows: Vec<Row> = result
             .collect()
@@ -104,12 +88,107 @@ impl Passthrough {
         Ok(reply)
     }
 
+    /// Prepare `sql` on MariaDB: its parameter count and result columns.
+    pub async fn prepare(
+        &mut self,
+        sql: &str,
+        ctx: &RequestContext,
+    ) -> Result<(u16, Vec<Column>), DbError> {
+        let r = tokio::time::timeout(self.timeout, async {
+            self.connect(ctx).await?;
+            let conn = self.conn.as_mut().expect("connected above");
+            let st = conn.prep(sql).await.map_err(statement_error)?;
+            Ok::<_, DbError>((st.num_params(), st.columns().to_vec()))
+        })
+        .await;
+        self.settle(r)
+    }
+
+    /// Execute `sql` as a prepared statement with `params` (binary protocol).
+    pub async fn execute(
+        &mut self,
+        sql: &str,
+        params: Vec<Value>,
+        ctx: &RequestContext,
+    ) -> Result<PassReply, DbError> {
+        let r = tokio::time::timeout(self.timeout, async {
+            self.connect(ctx).await?;
+            let conn = self.conn.as_mut().expect("connected above");
+            let mut result = conn
+                .exec_iter(sql, mysql_async::Params::Positional(params))
+                .await
+                .map_err(statement_error)?;
+            let columns = result.columns();
+            let rows: Vec<Row> = result
+                .collect()
+                .await
+                .map_err(|e| from_driver(e, Phase::Commit))?;
+            let reply = PassReply {
+                columns: columns.filter(|c| !c.is_empty()),
+                rows: rows.into_iter().map(Row::unwrap).collect(),
+                affected_rows: result.affected_rows(),
+                last_insert_id: result.last_insert_id(),
+                warnings: result.warnings(),
+                info: result.info().into_owned(),
+            };
+            drop(result);
+            Ok::<_, DbError>(reply)
+        })
+        .await;
+        self.settle(r)
+    }
+
+    async fn connect(&mut self, ctx: &RequestContext) -> Result<(), DbError> {
+        if self.conn.is_none() {
+            let mut conn = Conn::new(self.opts.clone())
+                .await
+                .map_err(|e| from_driver(e, Phase::Connect))?;
+            restore(&mut conn, ctx).await?;
+            self.conn = Some(conn);
+        }
+        Ok(())
+    }
+
+    fn settle<T>(
+        &mut self,
+        r: Result<Result<T, DbError>, tokio::time::error::Elapsed>,
+    ) -> Result<T, DbError> {
+        match r {
+            Ok(Ok(v)) => Ok(v),
+            Ok(Err(e)) => {
+                if !matches!(e, DbError::Definitive { .. }) {
+                    self.discard();
+                }
+                Err(e)
+            }
+            Err(_) => {
+                self.discard();
+                Err(DbError::Timeout {
+                    phase: Phase::Transaction,
+                    after: self.timeout,
+                })
+            }
+        }
+    }
+
     fn discard(&mut self) {
         if let Some(c) = self.conn.take() {
             tokio::spawn(async move {
                 let _ = tokio::time::timeout(Duration::from_secs(1), c.disconnect()).await;
             });
         }
+    }
+}
+
+/// A server error is MariaDB's answer about the statement.
+fn statement_error(e: mysql_async::Error) -> DbError {
+    match e {
+        mysql_async::Error::Server(se) => DbError::Definitive {
+            write_index: 0,
+            statement_index: 0,
+            error: super::error::sql_error(&se),
+        },
+        other => from_driver(other, Phase::Commit),
     }
 }
 

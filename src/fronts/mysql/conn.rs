@@ -8,6 +8,7 @@
 
 use super::auth;
 use super::codec::{CodecError, Packet, PacketCodec};
+use super::prepared;
 use super::session::{Reply, Session};
 use super::FrontState;
 use bytes::Bytes;
@@ -90,6 +91,31 @@ impl Wire {
         Ok(())
     }
 
+    /// Column count, definitions and EOF.
+    async fn columns(
+        &mut self,
+        columns: &[mysql_async::Column],
+        status: StatusFlags,
+    ) -> Result<(), ConnError> {
+        let mut count = Vec::new();
+        put_lenenc_int(&mut count, columns.len() as u64);
+        self.send(count).await?;
+        self.definitions(columns, status).await
+    }
+
+    async fn definitions(
+        &mut self,
+        columns: &[mysql_async::Column],
+        status: StatusFlags,
+    ) -> Result<(), ConnError> {
+        for c in columns {
+            let mut buf = Vec::new();
+            c.serialize(&mut buf);
+            self.send(buf).await?;
+        }
+        self.send(eof_packet(status, 0)).await
+    }
+
     async fn flush(&mut self) -> Result<(), ConnError> {
         self.framed.flush().await?;
         Ok(())
@@ -115,6 +141,15 @@ impl Wire {
             Reply::Err(e) => {
                 self.send(err_packet(e.code, &e.sqlstate, &e.message))
                     .await?
+            }
+            Reply::BinaryRows(r) => {
+                let columns = r.columns.unwrap_or_else(|| Arc::from(Vec::new()));
+                self.columns(&columns, status).await?;
+                let types: Vec<_> = columns.iter().map(|c| c.column_type()).collect();
+                for row in r.rows {
+                    self.send(prepared::binary_row(&types, &row)).await?;
+                }
+                self.send(eof_packet(status, r.warnings)).await?;
             }
             Reply::Rows(r) => {
                 let columns = r.columns.unwrap_or_else(|| Arc::from(Vec::new()));
@@ -221,6 +256,32 @@ fn put_text_value(b: &mut Vec<u8>, v: &Value) {
     }
 }
 
+async fn malformed(wire: &mut Wire, message: String) -> Result<(), ConnError> {
+    wire.send(err_packet(
+        1835,
+        "08S01",
+        &format!("Malformed communication packet: {message}"),
+    ))
+    .await?;
+    wire.flush().await?;
+    Err(ConnError::Malformed(message))
+}
+
+/// COM_CHANGE_USER body: user NUL, auth length + data, database NUL, ...
+fn parse_change_user(body: &[u8]) -> Option<(String, Vec<u8>, Option<String>)> {
+    let nul = body.iter().position(|&b| b == 0)?;
+    let user = String::from_utf8_lossy(&body[..nul]).to_string();
+    let rest = &body[nul + 1..];
+    let len = usize::from(*rest.first()?);
+    let token = rest.get(1..1 + len)?.to_vec();
+    let rest = &rest[1 + len..];
+    let db = match rest.iter().position(|&b| b == 0) {
+        Some(n) => Some(String::from_utf8_lossy(&rest[..n]).to_string()).filter(|d| !d.is_empty()),
+        None => None,
+    };
+    Some((user, token, db))
+}
+
 fn status(session: &Session) -> StatusFlags {
     if session.in_transaction() {
         StatusFlags::SERVER_STATUS_AUTOCOMMIT | StatusFlags::SERVER_STATUS_IN_TRANS
@@ -325,6 +386,7 @@ pub async fn serve(
         state.engine.clone(),
         db.clone().or_else(|| Some(state.default_db.clone())),
         state.cfg.hold,
+        state.bootstrap.clone(),
     );
     if let Some(db) = db {
         if let Reply::Err(e) = session.use_database(&db).await {
@@ -394,8 +456,118 @@ pub async fn serve(
                 wire.send(eof_packet(status(&session), 0)).await?;
                 wire.flush().await?;
             }
+            // COM_STMT_PREPARE
+            0x16 => {
+                let sql = String::from_utf8_lossy(body).to_string();
+                match session.prepare(&sql).await {
+                    Ok((id, st)) => {
+                        let (params, columns) = (st.params, st.columns.clone());
+                        wire.send(prepared::prepare_ok(id, columns.len() as u16, params))
+                            .await?;
+                        if params > 0 {
+                            let placeholder = mysql_async::Column::new(
+                                mysql_common::constants::ColumnType::MYSQL_TYPE_VAR_STRING,
+                            )
+                            .with_name(b"?");
+                            let defs = vec![placeholder; usize::from(params)];
+                            wire.definitions(&defs, status(&session)).await?;
+                        }
+                        if !columns.is_empty() {
+                            wire.definitions(&columns, status(&session)).await?;
+                        }
+                        wire.flush().await?;
+                    }
+                    Err(r) => wire.reply(r, status(&session)).await?,
+                }
+            }
+            // COM_STMT_EXECUTE
+            0x17 => {
+                let id = match prepared::execute_stmt_id(body) {
+                    Ok(id) => id,
+                    Err(m) => return malformed(&mut wire, m).await,
+                };
+                let parsed = match session.statement_mut(id) {
+                    None => Err(None),
+                    Some(st) => {
+                        let n = usize::from(st.params);
+                        prepared::parse_execute(body, n, &mut st.types, &mut st.long_data)
+                            .map_err(Some)
+                    }
+                };
+                let r = match parsed {
+                    Ok(e) => session.execute(e.stmt_id, e.params).await,
+                    Err(None) => Reply::err(1243, "HY000", format!("Unknown prepared statement handler ({id}) given to mysqld_stmt_execute")),
+                    Err(Some(m)) => return malformed(&mut wire, m).await,
+                };
+                wire.reply(r, status(&session)).await?;
+            }
+            // COM_STMT_SEND_LONG_DATA: no reply
+            0x18 => {
+                if body.len() < 6 {
+                    return malformed(&mut wire, "COM_STMT_SEND_LONG_DATA is truncated".into())
+                        .await;
+                }
+                let id = u32::from_le_bytes(body[0..4].try_into().expect("4 bytes"));
+                let param = u16::from_le_bytes(body[4..6].try_into().expect("2 bytes"));
+                if let Some(st) = session.statement_mut(id) {
+                    st.long_data
+                        .entry(param)
+                        .or_default()
+                        .extend_from_slice(&body[6..]);
+                }
+            }
+            // COM_STMT_CLOSE: no reply
+            0x19 => {
+                if let Ok(id) = prepared::execute_stmt_id(body) {
+                    session.close_statement(id);
+                }
+            }
+            // COM_STMT_RESET
+            0x1a => {
+                let r = match prepared::execute_stmt_id(body)
+                    .ok()
+                    .and_then(|id| session.statement_mut(id))
+                {
+                    Some(st) => {
+                        st.long_data.clear();
+                        Reply::ok()
+                    }
+                    None => Reply::err(
+                        1243,
+                        "HY000",
+                        "Unknown prepared statement handler given to mysqld_stmt_reset",
+                    ),
+                };
+                wire.reply(r, status(&session)).await?;
+            }
+            // COM_CHANGE_USER
+            0x11 => {
+                let Some((user, token, db)) = parse_change_user(body) else {
+                    return malformed(&mut wire, "COM_CHANGE_USER does not parse".into()).await;
+                };
+                let ok = state
+                    .cfg
+                    .users
+                    .iter()
+                    .any(|(name, hash)| *name == user && auth::verify(&salt, &token, hash));
+                if !ok {
+                    let using = if token.is_empty() { "NO" } else { "YES" };
+                    let msg = format!(
+                        "Access denied for user '{user}'@'sluice' (using password: {using})"
+                    );
+                    wire.send(err_packet(1045, "28000", &msg)).await?;
+                    wire.flush().await?;
+                    return Err(ConnError::Auth(user));
+                }
+                session.change_user(db.clone());
+                let r = match db {
+                    Some(db) => session.use_database(&db).await,
+                    None => Reply::ok(),
+                };
+                wire.reply(r, status(&session)).await?;
+            }
             other => {
-                let msg = format!("sluice does not support command 0x{other:02x} yet");
+                let msg = format!("sluice does not support command 0x{other:02x}");
                 wire.send(err_packet(1047, "08S01", &msg)).await?;
                 wire.flush().await?;
             }

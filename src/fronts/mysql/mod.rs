@@ -13,6 +13,7 @@
 pub mod auth;
 pub mod codec;
 pub mod conn;
+pub mod prepared;
 pub mod session;
 
 use crate::engine::Engine;
@@ -38,6 +39,7 @@ pub struct FrontState {
     pub cfg: MysqlConfig,
     pub default_db: String,
     pub stop: CancellationToken,
+    pub bootstrap: session::BootstrapCache,
 }
 
 /// Accept clients until `stop`; then wait (bounded) for their tasks.

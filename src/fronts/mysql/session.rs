@@ -10,10 +10,40 @@
 use crate::db::passthrough::{PassReply, Passthrough};
 use crate::db::DbError;
 use crate::engine::mode::Mode;
-use crate::engine::write::{SqlError, Statement};
+use crate::engine::write::{Param, SqlError, Statement};
 use crate::engine::{Engine, EngineError, RequestContext, Submitted, WriteRequest};
 use crate::sql::{self, StatementClass};
+use mysql_async::{Column, Value};
+use mysql_common::constants::{ColumnFlags, ColumnType};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
+
+/// Answers to the bootstrap queries drivers send on connect (`SELECT @@…`,
+/// `SHOW VARIABLES …`), remembered from MariaDB so that clients can still
+/// connect while it does not answer.
+pub type BootstrapCache = Arc<Mutex<HashMap<String, PassReply>>>;
+
+fn is_bootstrap(sql: &str) -> bool {
+    let s = sql.trim_start().to_ascii_uppercase();
+    let select_vars =
+        (s.starts_with("SELECT @@") || s.starts_with("SELECT VERSION()")) && !s.contains(" FROM ");
+    let show = s.starts_with("SHOW ")
+        && (s.contains("VARIABLES") || s.contains("COLLATION") || s.contains("CHARACTER SET"));
+    select_vars || show
+}
+
+/// A statement prepared by a client.
+#[derive(Debug)]
+pub struct Prepared {
+    pub sql: String,
+    pub class: StatementClass,
+    pub params: u16,
+    pub columns: Vec<Column>,
+    /// Parameter types bound by the last execute.
+    pub types: Vec<(ColumnType, ColumnFlags)>,
+    pub long_data: HashMap<u16, Vec<u8>>,
+}
 
 /// A reply to one command, before it becomes packets.
 #[derive(Debug)]
@@ -26,6 +56,8 @@ pub enum Reply {
     },
     Err(SqlError),
     Rows(PassReply),
+    /// A result set for COM_STMT_EXECUTE (binary protocol).
+    BinaryRows(PassReply),
 }
 
 impl Reply {
@@ -55,12 +87,23 @@ pub struct Session {
     txn: Option<Vec<Statement>>,
     pass: Passthrough,
     hold: Duration,
+    cache: BootstrapCache,
+    statements: HashMap<u32, Prepared>,
+    next_stmt: u32,
 }
 
 impl Session {
-    pub fn new(engine: Engine, database: Option<String>, hold: Duration) -> Self {
+    pub fn new(
+        engine: Engine,
+        database: Option<String>,
+        hold: Duration,
+        cache: BootstrapCache,
+    ) -> Self {
         let pass = engine.passthrough();
         Session {
+            cache,
+            statements: HashMap::new(),
+            next_stmt: 1,
             engine,
             ctx: RequestContext {
                 database,
@@ -86,7 +129,100 @@ impl Session {
         };
         self.autocommit = true;
         self.txn = None;
+        self.statements.clear();
         self.pass = self.engine.passthrough();
+    }
+
+    /// COM_CHANGE_USER: a fresh session for another user and database.
+    pub fn change_user(&mut self, database: Option<String>) {
+        self.reset();
+        self.ctx.database = database.or_else(|| Some(self.engine.default_database()));
+    }
+
+    /// COM_STMT_PREPARE. Writes are prepared by sluice alone (they work
+    /// while MariaDB is down); reads and DDL are prepared on MariaDB.
+    pub async fn prepare(&mut self, sql: &str) -> Result<(u32, &Prepared), Reply> {
+        let scan = sql::scan(sql);
+        if scan.multiple {
+            return Err(Reply::err(
+                1064,
+                "42000",
+                "sluice prepares one statement at a time",
+            ));
+        }
+        let (params, columns) = match scan.class {
+            StatementClass::Write => (scan.placeholders as u16, Vec::new()),
+            StatementClass::Transaction | StatementClass::Session if scan.placeholders == 0 => {
+                (0, Vec::new())
+            }
+            StatementClass::Empty => return Err(Reply::err(1065, "42000", "Query was empty")),
+            _ => match self.pass.prepare(sql, &self.ctx).await {
+                Ok(v) => v,
+                Err(e) => return Err(db_reply(e)),
+            },
+        };
+        let id = self.next_stmt;
+        self.next_stmt = self.next_stmt.wrapping_add(1).max(1);
+        self.statements.insert(
+            id,
+            Prepared {
+                sql: sql.to_string(),
+                class: scan.class,
+                params,
+                columns,
+                types: Vec::new(),
+                long_data: HashMap::new(),
+            },
+        );
+        Ok((id, &self.statements[&id]))
+    }
+
+    pub fn statement_mut(&mut self, id: u32) -> Option<&mut Prepared> {
+        self.statements.get_mut(&id)
+    }
+
+    pub fn close_statement(&mut self, id: u32) {
+        self.statements.remove(&id);
+    }
+
+    /// COM_STMT_EXECUTE of statement `id` with decoded parameters.
+    pub async fn execute(&mut self, id: u32, params: Vec<Value>) -> Reply {
+        let Some(st) = self.statements.get(&id) else {
+            return Reply::err(
+                1243,
+                "HY000",
+                format!("Unknown prepared statement handler ({id}) given to mysqld_stmt_execute"),
+            );
+        };
+        let (sql, class) = (st.sql.clone(), st.class);
+        match class {
+            StatementClass::Write => {
+                let stmt = Statement {
+                    sql,
+                    params: params.into_iter().map(to_param).collect(),
+                };
+                self.write_statement(stmt).await
+            }
+            StatementClass::Transaction | StatementClass::Session => self.query(&sql).await,
+            _ => {
+                if class != StatementClass::Read && self.engine.mode() != Mode::Direct {
+                    return Reply::err(1105, "HY000", format!("sluice is {}: this statement cannot be buffered; retry when the queue is drained", self.engine.mode()));
+                }
+                if self.txn.is_some() {
+                    return Reply::err(1105, "HY000", "sluice buffers a transaction as one unit of writes: reads inside BEGIN … COMMIT are not supported");
+                }
+                match self.pass.execute(&sql, params, &self.ctx).await {
+                    Ok(r) if r.columns.is_some() => Reply::BinaryRows(r),
+                    Ok(r) => Reply::Ok {
+                        affected_rows: r.affected_rows,
+                        last_insert_id: r.last_insert_id,
+                        warnings: r.warnings,
+                        info: r.info,
+                    },
+                    Err(e) => db_reply(e),
+                }
+            }
+        }
     }
 
     /// COM_INIT_DB and `USE`.
@@ -164,10 +300,14 @@ impl Session {
                 "a text query cannot hold ? placeholders; use a prepared statement",
             );
         }
-        let st = Statement {
+        self.write_statement(Statement {
             sql: sql.to_string(),
             params: Vec::new(),
-        };
+        })
+        .await
+    }
+
+    async fn write_statement(&mut self, st: Statement) -> Reply {
         if let Some(txn) = &mut self.txn {
             txn.push(st);
             return Reply::ok();
@@ -292,8 +432,33 @@ impl Session {
     }
 
     async fn pass_through(&mut self, sql: &str) -> Reply {
+        let bootstrap = is_bootstrap(sql);
         match self.pass.query(sql, &self.ctx).await {
-            Ok(r) if r.columns.is_some() => Reply::Rows(r),
+            Ok(r) if r.columns.is_some() => {
+                if bootstrap {
+                    self.cache
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .insert(sql.trim().to_string(), r.clone());
+                }
+                Reply::Rows(r)
+            }
+            Err(DbError::Timeout { .. } | DbError::Unreachable(_) | DbError::Lost { .. })
+                if bootstrap
+                    && self
+                        .cache
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .contains_key(sql.trim()) =>
+            {
+                let cached = self
+                    .cache
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .get(sql.trim())
+                    .cloned();
+                Reply::Rows(cached.unwrap_or_default())
+            }
             Ok(r) => Reply::Ok {
                 affected_rows: r.affected_rows,
                 last_insert_id: r.last_insert_id,
@@ -301,6 +466,31 @@ impl Session {
                 info: r.info,
             },
             Err(e) => db_reply(e),
+        }
+    }
+}
+
+/// A driver's parameter value as a write parameter.
+fn to_param(v: Value) -> Param {
+    match v {
+        Value::NULL => Param::Null,
+        Value::Int(i) => Param::Int(i),
+        Value::UInt(u) => Param::UInt(u),
+        Value::Float(f) => Param::Float(f64::from(f)),
+        Value::Double(f) => Param::Float(f),
+        Value::Bytes(b) => match String::from_utf8(b) {
+            Ok(s) => Param::Text(s),
+            Err(e) => Param::Bytes(e.into_bytes()),
+        },
+        Value::Date(y, mo, d, h, mi, s, us) => Param::Text(format!(
+            "{y:04}-{mo:02}-{d:02} {h:02}:{mi:02}:{s:02}.{us:06}"
+        )),
+        Value::Time(neg, days, h, mi, s, us) => {
+            let hours = u32::from(h) + days * 24;
+            Param::Text(format!(
+                "{}{hours:02}:{mi:02}:{s:02}.{us:06}",
+                if neg { "-" } else { "" }
+            ))
         }
     }
 }

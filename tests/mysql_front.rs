@@ -244,3 +244,88 @@ async fn prepared_statements_work_in_every_mode() {
         "change_user with a wrong password must fail"
     );
 }
+
+/// sqlx, with only its URL pointing at sluice: its connection bootstrap,
+/// prepared statements and transactions, through a stall.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlx_writes_through_a_stall_without_an_error() {
+    use sqlx::Connection;
+    let db = mariadb_with_table().await;
+    let dir = tempfile::tempdir().unwrap();
+    let s = start(&db, dir.path()).await;
+    let url = format!("mysql://app:{PASSWORD}@127.0.0.1:{}/app", port(&s));
+    let mut c = sqlx::MySqlConnection::connect(&url)
+        .await
+        .expect("sqlx connects to sluice");
+
+    let r = sqlx::query("INSERT INTO t (client, seq, v) VALUES (?, ?, ?)")
+        .bind(1)
+        .bind(1)
+        .bind("first")
+        .execute(&mut c)
+        .await
+        .unwrap();
+    assert_eq!(r.rows_affected(), 1);
+    assert!(r.last_insert_id() >= 1);
+    let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM t")
+        .fetch_one(&mut c)
+        .await
+        .unwrap();
+    assert_eq!(n, 1);
+
+    db.pause();
+    for i in 2..=4 {
+        sqlx::query("INSERT INTO t (client, seq, v) VALUES (?, ?, ?)")
+            .bind(1)
+            .bind(i)
+            .bind(format!("n{i}"))
+            .execute(&mut c)
+            .await
+            .expect("a queued write is not an error");
+    }
+    let mut tx = c.begin().await.unwrap();
+    sqlx::query("INSERT INTO t (client, seq) VALUES (?, ?)")
+        .bind(1)
+        .bind(5)
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    sqlx::query("INSERT INTO t (client, seq) VALUES (?, ?)")
+        .bind(1)
+        .bind(6)
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    tx.commit()
+        .await
+        .expect("a queued transaction is not an error");
+    db.resume();
+    s.wait_drained(Duration::from_secs(20)).await;
+    assert_eq!(rows(&db).await, (1..=6).map(|i| (1, i)).collect::<Vec<_>>());
+    // sqlx set sql_mode with an expression; the queued writes ran with the
+    // value MariaDB resolved, so none of them was refused.
+    assert_eq!(s.status().await["queue"]["dead_letters"], 0);
+
+    // A new sqlx connection while MariaDB is stalled: the bootstrap queries
+    // are answered from what sluice remembered.
+    db.pause();
+    let mut c2 = tokio::time::timeout(
+        Duration::from_secs(10),
+        sqlx::MySqlConnection::connect(&url),
+    )
+    .await
+    .expect("connect does not hang")
+    .expect("sqlx connects while MariaDB is stalled");
+    sqlx::query("INSERT INTO t (client, seq) VALUES (?, ?)")
+        .bind(2)
+        .bind(1)
+        .execute(&mut c2)
+        .await
+        .unwrap();
+    db.resume();
+    s.wait_drained(Duration::from_secs(20)).await;
+    assert_eq!(
+        count(&db, "SELECT COUNT(*) FROM t WHERE client = 2").await,
+        1
+    );
+}

@@ -388,8 +388,10 @@ impl Session {
                     self.ctx.charset =
                         Some(value.split_whitespace().next().unwrap_or("").to_string())
                 }
-                "sql_mode" => self.ctx.sql_mode = Some(value.clone()),
-                "time_zone" => self.ctx.time_zone = Some(value.clone()),
+                // An expression (`(SELECT CONCAT(@@sql_mode, …))`) is resolved
+                // by reading the value back once MariaDB has run it.
+                "sql_mode" if is_literal(value) => self.ctx.sql_mode = Some(value.clone()),
+                "time_zone" if is_literal(value) => self.ctx.time_zone = Some(value.clone()),
                 "autocommit" => {
                     let on = matches!(value.to_ascii_lowercase().as_str(), "1" | "on" | "true");
                     if on && !self.autocommit {
@@ -410,13 +412,21 @@ impl Session {
         if !forward && !assignments.is_empty() {
             return Reply::ok();
         }
+        let tracked = assignments
+            .iter()
+            .any(|(n, _)| matches!(n.as_str(), "names" | "sql_mode" | "time_zone"));
         match self.pass.query(sql, &self.ctx).await {
-            Ok(r) => Reply::Ok {
-                affected_rows: r.affected_rows,
-                last_insert_id: None,
-                warnings: r.warnings,
-                info: r.info,
-            },
+            Ok(r) => {
+                if tracked {
+                    self.read_back_context().await;
+                }
+                Reply::Ok {
+                    affected_rows: r.affected_rows,
+                    last_insert_id: None,
+                    warnings: r.warnings,
+                    info: r.info,
+                }
+            }
             // Tracked settings travel with queued writes; a pass-through
             // connection gets them when it reconnects.
             Err(DbError::Timeout { .. } | DbError::Unreachable(_) | DbError::Lost { .. })
@@ -428,6 +438,25 @@ impl Session {
                 Reply::ok()
             }
             Err(e) => db_reply(e),
+        }
+    }
+
+    /// Record the session context as MariaDB resolved it, so queued writes
+    /// replay with exactly these values.
+    async fn read_back_context(&mut self) {
+        let sql = "SELECT @@session.sql_mode, @@session.time_zone, @@session.character_set_client";
+        if let Ok(r) = self.pass.query(sql, &self.ctx).await {
+            if let Some(row) = r.rows.first() {
+                let text = |i: usize| match row.get(i) {
+                    Some(Value::Bytes(b)) => Some(String::from_utf8_lossy(b).to_string()),
+                    _ => None,
+                };
+                self.ctx.sql_mode = text(0);
+                self.ctx.time_zone = text(1);
+                if let Some(cs) = text(2) {
+                    self.ctx.charset = Some(cs);
+                }
+            }
         }
     }
 
@@ -529,6 +558,13 @@ fn parse_set(sql: &str) -> Vec<(String, String)> {
         out.push((name, unquote(value.trim())));
     }
     out
+}
+
+/// A plain value (not an expression to be evaluated by MariaDB).
+fn is_literal(v: &str) -> bool {
+    !v.is_empty()
+        && v.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"_,+-:/.".contains(&b))
 }
 
 fn unquote(v: &str) -> String {

@@ -85,6 +85,39 @@ async fn stock_clients_write_and_read_through_sluice() {
     c.query_drop("ROLLBACK").await.unwrap();
     assert_eq!(rows(&db).await, vec![(1, 1), (1, 2), (1, 3)]);
 
+    // A transaction that reads becomes a real MariaDB transaction in direct
+    // mode: it sees its own writes, and COMMIT / ROLLBACK mean what they say.
+    c.query_drop("BEGIN").await.unwrap();
+    c.query_drop("INSERT INTO t (client, seq) VALUES (5, 1)")
+        .await
+        .unwrap();
+    let mine: Option<i64> = c
+        .query_first("SELECT COUNT(*) FROM t WHERE client = 5")
+        .await
+        .unwrap();
+    assert_eq!(mine, Some(1), "the transaction sees its own buffered write");
+    c.exec_drop("INSERT INTO t (client, seq) VALUES (?, ?)", (5, 2))
+        .await
+        .unwrap();
+    c.query_drop("COMMIT").await.unwrap();
+    c.query_drop("BEGIN").await.unwrap();
+    c.query_drop("INSERT INTO t (client, seq) VALUES (6, 1)")
+        .await
+        .unwrap();
+    let _: Option<i64> = c.query_first("SELECT COUNT(*) FROM t").await.unwrap();
+    c.query_drop("ROLLBACK").await.unwrap();
+    assert_eq!(
+        count(&db, "SELECT COUNT(*) FROM t WHERE client = 5").await,
+        2
+    );
+    assert_eq!(
+        count(&db, "SELECT COUNT(*) FROM t WHERE client = 6").await,
+        0
+    );
+    c.query_drop("DELETE FROM t WHERE client = 5")
+        .await
+        .unwrap();
+
     // A definitive error comes back as MariaDB's error.
     match c.query_drop("INSERT INTO no_such_table VALUES (1)").await {
         Err(mysql_async::Error::Server(e)) => assert_eq!(e.code, 1146, "{e}"),
@@ -158,6 +191,19 @@ async fn a_stall_holds_mysql_clients_and_never_errors_their_writes() {
         }
         other => panic!("a read while MariaDB is stalled must be refused clearly: {other:?}"),
     }
+    c.query_drop("BEGIN").await.unwrap();
+    c.query_drop("INSERT INTO t (client, seq) VALUES (9, 9)")
+        .await
+        .unwrap();
+    match c.query_drop("SELECT COUNT(*) FROM t").await {
+        Err(mysql_async::Error::Server(e)) => assert!(
+            e.message
+                .contains("transaction that reads cannot be queued"),
+            "{e}"
+        ),
+        other => panic!("a reading transaction while buffering must be refused: {other:?}"),
+    }
+    c.query_drop("ROLLBACK").await.unwrap();
     match c.query_drop("ALTER TABLE t ADD COLUMN x INT").await {
         Err(mysql_async::Error::Server(e)) => {
             assert!(e.message.contains("cannot be buffered"), "{e}")
@@ -327,5 +373,60 @@ async fn sqlx_writes_through_a_stall_without_an_error() {
     assert_eq!(
         count(&db, "SELECT COUNT(*) FROM t WHERE client = 2").await,
         1
+    );
+}
+
+/// The example application (examples/orders_sqlx.rs), run as its own
+/// process against sluice, writes every order without an error through a stall.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_example_application_keeps_going_through_a_stall() {
+    let exe = std::env::current_exe().unwrap();
+    let example = exe
+        .parent()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .join("examples")
+        .join("orders_sqlx");
+    assert!(
+        example.exists(),
+        "cargo test builds the examples: {}",
+        example.display()
+    );
+    let db = mariadb_with_table().await;
+    let dir = tempfile::tempdir().unwrap();
+    let s = start(&db, dir.path()).await;
+    let child = tokio::process::Command::new(&example)
+        .env(
+            "ORDERS_URL",
+            format!("mysql://app:{PASSWORD}@127.0.0.1:{}/app", port(&s)),
+        )
+        .env("ORDERS_COUNT", "300")
+        .env("ORDERS_INTERVAL_MS", "5")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    eventually("orders flowing", Duration::from_secs(10), || async {
+        db.query_strings("SELECT COUNT(*) FROM orders")
+            .await
+            .ok()
+            .filter(|v| v[0].as_deref().unwrap_or("0") != "0")
+            .map(|_| ())
+    })
+    .await;
+    db.pause();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    db.resume();
+    let out = child.wait_with_output().await.unwrap();
+    let text =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "the example failed:\n{text}");
+    assert!(text.contains("0 errors"), "{text}");
+    s.wait_drained(Duration::from_secs(20)).await;
+    assert_eq!(
+        count(&db, "SELECT COUNT(*) FROM orders").await,
+        300,
+        "{text}"
     );
 }

@@ -583,7 +583,8 @@ fn statement_setup_error(e: mysql_async::Error, phase: Phase) -> DbError {
     }
 }
 
-fn to_value(p: &Param) -> Value {
+/// A write parameter as a driver value.
+pub fn to_value(p: &Param) -> Value {
     match p {
         Param::Null => Value::NULL,
         Param::Int(i) => Value::Int(*i),

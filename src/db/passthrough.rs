@@ -171,6 +171,10 @@ impl Passthrough {
         }
     }
 
+    pub fn is_connected(&self) -> bool {
+        self.conn.is_some()
+    }
+
     fn discard(&mut self) {
         if let Some(c) = self.conn.take() {
             tokio::spawn(async move {

@@ -90,6 +90,9 @@ pub struct Session {
     cache: BootstrapCache,
     statements: HashMap<u32, Prepared>,
     next_stmt: u32,
+    /// The open transaction read something while MariaDB answered, so it
+    /// became a real transaction on the pass-through connection.
+    live_txn: bool,
 }
 
 impl Session {
@@ -104,6 +107,7 @@ impl Session {
             cache,
             statements: HashMap::new(),
             next_stmt: 1,
+            live_txn: false,
             engine,
             ctx: RequestContext {
                 database,
@@ -129,6 +133,7 @@ impl Session {
         };
         self.autocommit = true;
         self.txn = None;
+        self.live_txn = false;
         self.statements.clear();
         self.pass = self.engine.passthrough();
     }
@@ -195,6 +200,10 @@ impl Session {
             );
         };
         let (sql, class) = (st.sql.clone(), st.class);
+        if self.live_txn && class != StatementClass::Transaction && class != StatementClass::Session
+        {
+            return self.live_execute(&sql, params).await;
+        }
         match class {
             StatementClass::Write => {
                 let stmt = Statement {
@@ -209,7 +218,9 @@ impl Session {
                     return Reply::err(1105, "HY000", format!("sluice is {}: this statement cannot be buffered; retry when the queue is drained", self.engine.mode()));
                 }
                 if self.txn.is_some() {
-                    return Reply::err(1105, "HY000", "sluice buffers a transaction as one unit of writes: reads inside BEGIN … COMMIT are not supported");
+                    if let Err(r) = self.promote().await {
+                        return r;
+                    }
                 }
                 match self.pass.execute(&sql, params, &self.ctx).await {
                     Ok(r) if r.columns.is_some() => Reply::BinaryRows(r),
@@ -254,6 +265,9 @@ impl Session {
                 "sluice accepts one statement per query; send statements one at a time",
             );
         }
+        if self.live_txn {
+            return self.live(&scan.keyword, scan.class, sql).await;
+        }
         match scan.class {
             StatementClass::Write => self.write(sql).await,
             StatementClass::Transaction => self.transaction(&scan.keyword, sql).await,
@@ -261,11 +275,9 @@ impl Session {
             StatementClass::Empty => Reply::err(1065, "42000", "Query was empty"),
             StatementClass::Read => {
                 if self.txn.is_some() {
-                    return Reply::err(
-                        1105,
-                        "HY000",
-                        "sluice buffers a transaction as one unit of writes: reads inside BEGIN … COMMIT are not supported; read outside the transaction",
-                    );
+                    if let Err(r) = self.promote().await {
+                        return r;
+                    }
                 }
                 self.pass_through(sql).await
             }
@@ -439,6 +451,85 @@ impl Session {
             }
             Err(e) => db_reply(e),
         }
+    }
+
+    /// A transaction that reads cannot be buffered: while MariaDB answers it
+    /// becomes a real transaction on the pass-through connection (the
+    /// writes buffered so far are sent first) and gets MariaDB's own answers;
+    /// while MariaDB does not answer it is refused.
+    async fn promote(&mut self) -> Result<(), Reply> {
+        if self.engine.mode() != Mode::Direct {
+            return Err(Reply::err(
+                1105,
+                "HY000",
+                format!(
+                    "sluice is {}: a transaction that reads cannot be queued (only write-only transactions are buffered); ROLLBACK and retry when MariaDB answers",
+                    self.engine.mode()
+                ),
+            ));
+        }
+        let buffered = self.txn.take().unwrap_or_default();
+        let mut steps = vec![("START TRANSACTION".to_string(), Vec::new())];
+        steps.extend(buffered.into_iter().map(|st| {
+            let params: Vec<Value> = st.params.iter().map(crate::db::to_value).collect();
+            (st.sql, params)
+        }));
+        for (sql, params) in steps {
+            let r = if params.is_empty() {
+                self.pass.query(&sql, &self.ctx).await
+            } else {
+                self.pass.execute(&sql, params, &self.ctx).await
+            };
+            if let Err(e) = r {
+                let _ = self.pass.query("ROLLBACK", &self.ctx).await;
+                return Err(db_reply(e));
+            }
+        }
+        self.txn = Some(Vec::new());
+        self.live_txn = true;
+        Ok(())
+    }
+
+    /// A statement inside a live (pass-through) transaction.
+    async fn live(&mut self, keyword: &str, class: StatementClass, sql: &str) -> Reply {
+        if class == StatementClass::Transaction && matches!(keyword, "COMMIT" | "ROLLBACK") {
+            self.live_txn = false;
+            self.txn = None;
+        }
+        if class == StatementClass::Session {
+            return self.session_statement(keyword, sql).await;
+        }
+        let r = self.pass_through(sql).await;
+        if matches!(r, Reply::Err(_)) && self.pass_lost() {
+            self.live_txn = false;
+            self.txn = None;
+        }
+        r
+    }
+
+    async fn live_execute(&mut self, sql: &str, params: Vec<Value>) -> Reply {
+        match self.pass.execute(sql, params, &self.ctx).await {
+            Ok(r) if r.columns.is_some() => Reply::BinaryRows(r),
+            Ok(r) => Reply::Ok {
+                affected_rows: r.affected_rows,
+                last_insert_id: r.last_insert_id,
+                warnings: r.warnings,
+                info: r.info,
+            },
+            Err(e) => {
+                if self.pass_lost() {
+                    self.live_txn = false;
+                    self.txn = None;
+                }
+                db_reply(e)
+            }
+        }
+    }
+
+    /// The pass-through connection was dropped (a timeout or lost link):
+    /// MariaDB rolled back whatever transaction it held.
+    fn pass_lost(&self) -> bool {
+        !self.pass.is_connected()
     }
 
     /// Record the session context as MariaDB resolved it, so queued writes

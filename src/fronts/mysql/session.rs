@@ -202,7 +202,7 @@ impl Session {
         let (sql, class) = (st.sql.clone(), st.class);
         if self.live_txn && class != StatementClass::Transaction && class != StatementClass::Session
         {
-            return self.live_execute(&sql, params).await;
+            return self.pass_execute(&sql, params).await;
         }
         match class {
             StatementClass::Write => {
@@ -222,16 +222,7 @@ impl Session {
                         return r;
                     }
                 }
-                match self.pass.execute(&sql, params, &self.ctx).await {
-                    Ok(r) if r.columns.is_some() => Reply::BinaryRows(r),
-                    Ok(r) => Reply::Ok {
-                        affected_rows: r.affected_rows,
-                        last_insert_id: r.last_insert_id,
-                        warnings: r.warnings,
-                        info: r.info,
-                    },
-                    Err(e) => db_reply(e),
-                }
+                self.pass_execute(&sql, params).await
             }
         }
     }
@@ -507,7 +498,8 @@ impl Session {
         r
     }
 
-    async fn live_execute(&mut self, sql: &str, params: Vec<Value>) -> Reply {
+    /// Execute a prepared statement on the pass-through connection.
+    async fn pass_execute(&mut self, sql: &str, params: Vec<Value>) -> Reply {
         match self.pass.execute(sql, params, &self.ctx).await {
             Ok(r) if r.columns.is_some() => Reply::BinaryRows(r),
             Ok(r) => Reply::Ok {
@@ -517,7 +509,7 @@ impl Session {
                 info: r.info,
             },
             Err(e) => {
-                if self.pass_lost() {
+                if self.live_txn && self.pass_lost() {
                     self.live_txn = false;
                     self.txn = None;
                 }

@@ -430,3 +430,55 @@ async fn the_example_application_keeps_going_through_a_stall() {
         "{text}"
     );
 }
+
+/// While sluice drains a backlog (slowed by drain_max_rate), a client's new
+/// writes are queued behind it, never overtaking it, and reads pass through
+/// because MariaDB answers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn while_draining_new_writes_queue_behind_and_reads_pass() {
+    let db = mariadb_with_table().await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut raw = raw_config(&db.app_url(), dir.path());
+    raw.mysql_listen = Some("127.0.0.1:0".into());
+    raw.mysql_users = Some(format!("app:{}", native_hash(PASSWORD)));
+    raw.mysql_hold = Some("200ms".into());
+    raw.drain_max_rate = Some("20".into());
+    let s = Sluice::start(raw).await;
+    s.wait_mode("direct", Duration::from_secs(10)).await;
+    let mut c = client(&s, PASSWORD).await.unwrap();
+    db.pause();
+    let asynchronous = [("Prefer", "respond-async")];
+    s.wait_mode("buffering", Duration::from_secs(5)).await;
+    for i in 0..40 {
+        let (code, _) = s.write_with(insert(1, i), &asynchronous).await;
+        assert_eq!(code, 202);
+    }
+    db.resume();
+    s.wait_mode("draining", Duration::from_secs(10)).await;
+    c.query_drop("INSERT INTO t (client, seq) VALUES (2, 0)")
+        .await
+        .expect("queued behind the backlog");
+    assert!(
+        c.info().contains("queued as write"),
+        "while draining a write goes to the back of the queue: {:?}",
+        c.info()
+    );
+    let n: Option<i64> = c
+        .query_first("SELECT COUNT(*) FROM t")
+        .await
+        .expect("reads pass while draining");
+    assert!(n.unwrap() < 41, "the new write overtook the backlog");
+    assert_eq!(
+        s.mode().await,
+        "draining",
+        "the drain ended too early for this test to mean anything"
+    );
+    s.wait_drained(Duration::from_secs(30)).await;
+    let order = rows(&db).await;
+    assert_eq!(order.len(), 41);
+    assert_eq!(
+        order.last(),
+        Some(&(2, 0)),
+        "the new write was applied after the backlog"
+    );
+}

@@ -90,6 +90,12 @@ async fn bad_packets_get_errors_and_the_server_keeps_serving() {
     );
 
     let mut c = login(port).await;
+    // COM_INIT_DB: a known database is OK, an unknown one is MariaDB's error.
+    write_packet(&mut c, 0, b"\x02app").await;
+    assert_eq!(read_packet(&mut c).await.unwrap().1[0], 0x00);
+    write_packet(&mut c, 0, b"\x02no_such_db").await;
+    let (_, err) = read_packet(&mut c).await.unwrap();
+    assert_eq!((err[0], u16::from_le_bytes([err[1], err[2]])), (0xff, 1044));
     // COM_SET_OPTION is answered with EOF.
     write_packet(&mut c, 0, &[0x1b, 0x00, 0x00]).await;
     assert_eq!(read_packet(&mut c).await.unwrap().1[0], 0xfe);

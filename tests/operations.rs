@@ -106,3 +106,76 @@ async fn load_is_shed_when_every_request_slot_is_busy() {
     s.wait_drained(Duration::from_secs(20)).await;
     assert_eq!(rows(&db).await, vec![(1, 1)]);
 }
+
+/// `/metrics` speaks the Prometheus text format with sluice_ names, and its
+/// figures move with what happens: direct writes, a stall that queues, a drain.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_follow_what_happens() {
+    let db = mariadb_with_table().await;
+    let dir = tempfile::tempdir().unwrap();
+    let s = Sluice::start(raw_config(&db.app_url(), dir.path())).await;
+    s.wait_mode("direct", Duration::from_secs(10)).await;
+    let scrape = || async {
+        let r = s
+            .http
+            .get(format!("{}/metrics", s.base))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 200);
+        let ct = r.headers()["content-type"].to_str().unwrap().to_string();
+        assert!(ct.starts_with("text/plain; version=0.0.4"), "{ct}");
+        let text = r.text().await.unwrap();
+        let mut values = std::collections::HashMap::new();
+        for line in text.lines().filter(|l| !l.starts_with('#')) {
+            let (name, value) = line.rsplit_once(' ').unwrap();
+            assert!(
+                name.starts_with("sluice_"),
+                "metric without the sluice_ prefix: {line}"
+            );
+            values.insert(name.to_string(), value.parse::<f64>().unwrap());
+        }
+        for line in text.lines().filter(|l| l.starts_with("# TYPE ")) {
+            let parts: Vec<&str> = line.split(' ').collect();
+            if parts[3] == "counter" {
+                assert!(
+                    parts[2].ends_with("_total"),
+                    "a counter must end in _total: {line}"
+                );
+            }
+        }
+        values
+    };
+    let before = scrape().await;
+    assert_eq!(before["sluice_mode{mode=\"direct\"}"], 1.0);
+    for i in 0..3 {
+        assert_eq!(s.write(insert(1, i)).await.0, 200);
+    }
+    let after = scrape().await;
+    assert_eq!(
+        after["sluice_writes_direct_total"] - before["sluice_writes_direct_total"],
+        3.0
+    );
+    assert!(after["sluice_direct_write_seconds_count"] >= 3.0);
+    assert_eq!(after["sluice_primary_healthy"], 1.0);
+
+    db.pause();
+    s.wait_mode("buffering", Duration::from_secs(5)).await;
+    let (code, _) = s
+        .write_with(insert(1, 3), &[("Prefer", "respond-async")])
+        .await;
+    assert_eq!(code, 202);
+    let stalled = scrape().await;
+    assert_eq!(stalled["sluice_mode{mode=\"buffering\"}"], 1.0);
+    assert_eq!(stalled["sluice_queue_depth"], 1.0);
+    assert!(stalled["sluice_queue_bytes"] > 0.0);
+    assert_eq!(stalled["sluice_primary_healthy"], 0.0);
+    assert!(stalled["sluice_probes_failed_total"] >= 1.0);
+    db.resume();
+    s.wait_drained(Duration::from_secs(20)).await;
+    let drained = scrape().await;
+    assert_eq!(drained["sluice_writes_drained_total"], 1.0);
+    assert!(drained["sluice_drain_batch_seconds_count"] >= 1.0);
+    assert_eq!(drained["sluice_queue_depth"], 0.0);
+    assert!(drained["sluice_mode_transitions_total"] >= 3.0);
+}

@@ -106,6 +106,7 @@ pub(crate) async fn run(inner: Arc<Inner>, stop: CancellationToken) {
         let took = started.elapsed();
         match result {
             Ok(results) => {
+                inner.latencies.drain_batch.observe(took);
                 for ((seq, _, entry), results) in batch.iter().zip(results) {
                     finish(
                         &inner,

@@ -59,6 +59,19 @@ pub(crate) async fn run(inner: Arc<Inner>, stop: CancellationToken) {
             r = db.probe(probe_id) => r,
             _ = stop.cancelled() => return,
         };
+        inner
+            .counters
+            .probes
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        match &result {
+            Ok(ok) => inner.latencies.probe.observe(ok.latency),
+            Err(_) => {
+                inner
+                    .counters
+                    .probes_failed
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
+        }
         let event = {
             let mut h = inner.health.lock().unwrap_or_else(|p| p.into_inner());
             h.last_probe = Some(SystemTime::now());

@@ -10,6 +10,7 @@
 
 pub mod drainer;
 pub mod health;
+pub mod metrics;
 pub mod mode;
 pub mod pacing;
 pub mod queue;
@@ -142,6 +143,8 @@ pub struct Counters {
     pub ledger_skips: AtomicU64,
     pub quarantined: AtomicU64,
     pub ledger_pruned: AtomicU64,
+    pub probes: AtomicU64,
+    pub probes_failed: AtomicU64,
 }
 
 pub(crate) struct Inner {
@@ -156,6 +159,7 @@ pub(crate) struct Inner {
     paused: AtomicBool,
     target: Mutex<TargetRecord>,
     counters: Counters,
+    latencies: metrics::Latencies,
     drain_batch: AtomicU64,
 }
 
@@ -235,6 +239,7 @@ impl Engine {
             paused: AtomicBool::new(false),
             target: Mutex::new(target),
             counters: Counters::default(),
+            latencies: metrics::Latencies::default(),
             drain_batch: AtomicU64::new(0),
             cfg,
         });
@@ -335,7 +340,12 @@ impl Engine {
         }
 
         let db = self.inner.db();
-        match db.apply(&[&write], false).await {
+        let started = std::time::Instant::now();
+        let applied = db.apply(&[&write], false).await;
+        if applied.is_ok() {
+            self.inner.latencies.direct.observe(started.elapsed());
+        }
+        match applied {
             Ok(mut results) => {
                 let results = results.pop();
                 self.inner
@@ -526,6 +536,8 @@ impl Engine {
             ("quarantined", c.quarantined.load(Ordering::Relaxed)),
             ("ledger_pruned", c.ledger_pruned.load(Ordering::Relaxed)),
             ("store_flushes", inner.queue.group_commit().flushes()),
+            ("probes", c.probes.load(Ordering::Relaxed)),
+            ("probes_failed", c.probes_failed.load(Ordering::Relaxed)),
         ]);
         EngineStatus {
             mode: inner.mode.snapshot(),
@@ -556,6 +568,11 @@ impl Engine {
                 .clone(),
             counters,
         }
+    }
+
+    /// Every engine figure in the Prometheus text format.
+    pub fn metrics_text(&self) -> String {
+        metrics::render(&self.status(), &self.inner.latencies)
     }
 
     /// Pause or resume the drainer (writes keep being queued while paused).

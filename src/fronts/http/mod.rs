@@ -49,6 +49,7 @@ pub fn router(state: AppState) -> Router {
         ));
     let routes = Router::new()
         .nest("/v1", v1)
+        .route("/metrics", get(metrics))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .fallback(not_found)
@@ -85,6 +86,18 @@ async fn not_found() -> Response {
 
 async fn status(State(s): State<AppState>) -> Response {
     Json(s.engine.status()).into_response()
+}
+
+/// Prometheus text format (unauthenticated, like /healthz).
+async fn metrics(State(s): State<AppState>) -> Response {
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        s.engine.metrics_text(),
+    )
+        .into_response()
 }
 
 async fn healthz() -> Response {

@@ -141,14 +141,28 @@ impl Database {
             self.apply_in(&mut slot, writes, replay, &mut phase),
         )
         .await;
+        let timeout = DbError::Timeout {
+            phase,
+            after: started.elapsed(),
+        };
+        self.settle(slot, outcome, timeout)
+    }
+
+    /// Return the connection to the pool after success or a definitive
+    /// answer (the transaction was rolled back, the session is known);
+    /// discard it after anything else.
+    fn settle<T>(
+        &self,
+        slot: Option<Session>,
+        outcome: Result<Result<T, DbError>, tokio::time::error::Elapsed>,
+        timeout: DbError,
+    ) -> Result<T, DbError> {
         match outcome {
-            Ok(Ok(results)) => {
+            Ok(Ok(v)) => {
                 self.put_idle(slot);
-                Ok(results)
+                Ok(v)
             }
             Ok(Err(e)) => {
-                // After a definitive answer the transaction was rolled back and
-                // the connection is in a known state; anything else is discarded.
                 if matches!(
                     e,
                     DbError::Definitive { .. } | DbError::AlreadyApplied { .. }
@@ -161,10 +175,7 @@ impl Database {
             }
             Err(_) => {
                 discard(slot);
-                Err(DbError::Timeout {
-                    phase,
-                    after: started.elapsed(),
-                })
+                Err(timeout)
             }
         }
     }
@@ -405,23 +416,11 @@ impl Database {
             }
         })
         .await;
-        match r {
-            Ok(Ok(n)) => {
-                self.put_idle(slot);
-                Ok(n)
-            }
-            Ok(Err(e)) => {
-                discard(slot);
-                Err(e)
-            }
-            Err(_) => {
-                discard(slot);
-                Err(DbError::Timeout {
-                    phase: Phase::Commit,
-                    after: self.timeouts.write,
-                })
-            }
-        }
+        let timeout = DbError::Timeout {
+            phase: Phase::Commit,
+            after: self.timeouts.write,
+        };
+        self.settle(slot, r, timeout)
     }
 
     async fn connect(&self) -> Result<Session, DbError> {

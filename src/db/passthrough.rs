@@ -41,51 +41,13 @@ impl Passthrough {
 
     /// Run one text statement with the client's context.
     pub async fn query(&mut self, sql: &str, ctx: &RequestContext) -> Result<PassReply, DbError> {
-        let mut phase = Phase::Connect;
-        let r = tokio::time::timeout(self.timeout, self.query_in(sql, ctx, &mut phase)).await;
-        match r {
-            Ok(Ok(reply)) => Ok(reply),
-            Ok(Err(e)) => {
-                if !matches!(e, DbError::Definitive { .. }) {
-                    self.discard();
-                }
-                Err(e)
-            }
-            Err(_) => {
-                self.discard();
-                Err(DbError::Timeout {
-                    phase,
-                    after: self.timeout,
-                })
-            }
-        }
-    }
-
-    async fn query_in(
-        &mut self,
-        sql: &str,
-        ctx: &RequestContext,
-        phase: &mut Phase,
-    ) -> Result<PassReply, DbError> {
-        self.connect(ctx).await?;
-        *phase = Phase::Transaction;
-        let conn = self.conn.as_mut().expect("connected above");
-        let mut result = conn.query_iter(sql).await.map_err(statement_error)?;
-        let columns = result.columns();
-        let rows: Vec<Row> = result
-            .collect()
-            .await
-            .map_err(|e| from_driver(e, Phase::Commit))?;
-        let reply = PassReply {
-            columns: columns.filter(|c| !c.is_empty()),
-            rows: rows.into_iter().map(Row::unwrap).collect(),
-            affected_rows: result.affected_rows(),
-            last_insert_id: result.last_insert_id(),
-            warnings: result.warnings(),
-            info: result.info().into_owned(),
-        };
-        drop(result);
-        Ok(reply)
+        let r = tokio::time::timeout(self.timeout, async {
+            self.connect(ctx).await?;
+            let conn = self.conn.as_mut().expect("connected above");
+            collect(conn.query_iter(sql).await.map_err(statement_error)?).await
+        })
+        .await;
+        self.settle(r)
     }
 
     /// Prepare `sql` on MariaDB: its parameter count and result columns.
@@ -114,25 +76,11 @@ impl Passthrough {
         let r = tokio::time::timeout(self.timeout, async {
             self.connect(ctx).await?;
             let conn = self.conn.as_mut().expect("connected above");
-            let mut result = conn
+            let result = conn
                 .exec_iter(sql, mysql_async::Params::Positional(params))
                 .await
                 .map_err(statement_error)?;
-            let columns = result.columns();
-            let rows: Vec<Row> = result
-                .collect()
-                .await
-                .map_err(|e| from_driver(e, Phase::Commit))?;
-            let reply = PassReply {
-                columns: columns.filter(|c| !c.is_empty()),
-                rows: rows.into_iter().map(Row::unwrap).collect(),
-                affected_rows: result.affected_rows(),
-                last_insert_id: result.last_insert_id(),
-                warnings: result.warnings(),
-                info: result.info().into_owned(),
-            };
-            drop(result);
-            Ok::<_, DbError>(reply)
+            collect(result).await
         })
         .await;
         self.settle(r)
@@ -182,6 +130,25 @@ impl Passthrough {
             });
         }
     }
+}
+
+/// Read a whole (first) result into a reply.
+async fn collect<P: mysql_async::prelude::Protocol>(
+    mut result: mysql_async::QueryResult<'_, '_, P>,
+) -> Result<PassReply, DbError> {
+    let columns = result.columns();
+    let rows: Vec<Row> = result
+        .collect()
+        .await
+        .map_err(|e| from_driver(e, Phase::Commit))?;
+    Ok(PassReply {
+        columns: columns.filter(|c| !c.is_empty()),
+        rows: rows.into_iter().map(Row::unwrap).collect(),
+        affected_rows: result.affected_rows(),
+        last_insert_id: result.last_insert_id(),
+        warnings: result.warnings(),
+        info: result.info().into_owned(),
+    })
 }
 
 /// A server error is MariaDB's answer about the statement.

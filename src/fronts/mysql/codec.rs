@@ -17,6 +17,31 @@ pub enum CodecError {
     TooLarge { size: usize, max: usize },
 }
 
+/// Append a length-encoded integer.
+pub fn put_lenenc_int(b: &mut Vec<u8>, n: u64) {
+    match n {
+        0..=250 => b.push(n as u8),
+        251..=0xffff => {
+            b.push(0xfc);
+            b.extend_from_slice(&(n as u16).to_le_bytes());
+        }
+        0x1_0000..=0xff_ffff => {
+            b.push(0xfd);
+            b.extend_from_slice(&(n as u32).to_le_bytes()[..3]);
+        }
+        _ => {
+            b.push(0xfe);
+            b.extend_from_slice(&n.to_le_bytes());
+        }
+    }
+}
+
+/// Append a length-encoded string.
+pub fn put_lenenc_bytes(b: &mut Vec<u8>, s: &[u8]) {
+    put_lenenc_int(b, s.len() as u64);
+    b.extend_from_slice(s);
+}
+
 /// One logical packet.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Packet {

@@ -7,7 +7,7 @@
 //! here panics on client input.
 
 use super::auth;
-use super::codec::{CodecError, Packet, PacketCodec};
+use super::codec::{put_lenenc_bytes, put_lenenc_int, CodecError, Packet, PacketCodec};
 use super::prepared;
 use super::session::{Reply, Session};
 use super::FrontState;
@@ -218,29 +218,6 @@ pub fn err_packet(code: u16, sqlstate: &str, message: &str) -> Vec<u8> {
     b
 }
 
-fn put_lenenc_int(b: &mut Vec<u8>, n: u64) {
-    match n {
-        0..=250 => b.push(n as u8),
-        251..=0xffff => {
-            b.push(0xfc);
-            b.extend_from_slice(&(n as u16).to_le_bytes());
-        }
-        0x1_0000..=0xff_ffff => {
-            b.push(0xfd);
-            b.extend_from_slice(&(n as u32).to_le_bytes()[..3]);
-        }
-        _ => {
-            b.push(0xfe);
-            b.extend_from_slice(&n.to_le_bytes());
-        }
-    }
-}
-
-fn put_lenenc_bytes(b: &mut Vec<u8>, s: &[u8]) {
-    put_lenenc_int(b, s.len() as u64);
-    b.extend_from_slice(s);
-}
-
 fn put_text_value(b: &mut Vec<u8>, v: &Value) {
     match v {
         Value::NULL => b.push(0xfb),
@@ -254,6 +231,30 @@ fn put_text_value(b: &mut Vec<u8>, v: &Value) {
             put_lenenc_bytes(b, s.trim_matches('\'').as_bytes())
         }
     }
+}
+
+/// Check `token` for `user` against the configured hashes; on failure send
+/// MariaDB's access-denied error (1045) and end the connection.
+async fn authenticate(
+    wire: &mut Wire,
+    state: &FrontState,
+    salt: &[u8],
+    user: String,
+    token: &[u8],
+) -> Result<(), ConnError> {
+    let ok = state
+        .cfg
+        .users
+        .iter()
+        .any(|(name, hash)| *name == user && auth::verify(salt, token, hash));
+    if ok {
+        return Ok(());
+    }
+    let using = if token.is_empty() { "NO" } else { "YES" };
+    let msg = format!("Access denied for user '{user}'@'sluice' (using password: {using})");
+    wire.send(err_packet(1045, "28000", &msg)).await?;
+    wire.flush().await?;
+    Err(ConnError::Auth(user))
 }
 
 async fn malformed(wire: &mut Wire, message: String) -> Result<(), ConnError> {
@@ -370,18 +371,7 @@ pub async fn serve(
             .map_err(|_| ConnError::HandshakeTimeout)??;
         token = p.payload.to_vec();
     }
-    let ok = state
-        .cfg
-        .users
-        .iter()
-        .any(|(name, hash)| *name == user && auth::verify(&salt, &token, hash));
-    if !ok {
-        let using = if token.is_empty() { "NO" } else { "YES" };
-        let msg = format!("Access denied for user '{user}'@'sluice' (using password: {using})");
-        wire.send(err_packet(1045, "28000", &msg)).await?;
-        wire.flush().await?;
-        return Err(ConnError::Auth(user));
-    }
+    authenticate(&mut wire, &state, &salt, user, &token).await?;
     let mut session = Session::new(
         state.engine.clone(),
         db.clone().or_else(|| Some(state.default_db.clone())),
@@ -545,20 +535,7 @@ pub async fn serve(
                 let Some((user, token, db)) = parse_change_user(body) else {
                     return malformed(&mut wire, "COM_CHANGE_USER does not parse".into()).await;
                 };
-                let ok = state
-                    .cfg
-                    .users
-                    .iter()
-                    .any(|(name, hash)| *name == user && auth::verify(&salt, &token, hash));
-                if !ok {
-                    let using = if token.is_empty() { "NO" } else { "YES" };
-                    let msg = format!(
-                        "Access denied for user '{user}'@'sluice' (using password: {using})"
-                    );
-                    wire.send(err_packet(1045, "28000", &msg)).await?;
-                    wire.flush().await?;
-                    return Err(ConnError::Auth(user));
-                }
+                authenticate(&mut wire, &state, &salt, user, &token).await?;
                 session.change_user(db.clone());
                 let r = match db {
                     Some(db) => session.use_database(&db).await,

@@ -2,6 +2,7 @@
 //! parameter types kept from the previous execute, long data), the
 //! prepare-OK packet, and binary result rows. Pure functions over bytes.
 
+use super::codec::put_lenenc_bytes;
 use mysql_async::Value;
 use mysql_common::constants::{ColumnFlags, ColumnType};
 use mysql_common::io::ParseBuf;
@@ -140,26 +141,6 @@ fn as_f64(v: &Value) -> f64 {
     }
 }
 
-fn put_lenenc(b: &mut Vec<u8>, s: &[u8]) {
-    let n = s.len() as u64;
-    match n {
-        0..=250 => b.push(n as u8),
-        251..=0xffff => {
-            b.push(0xfc);
-            b.extend_from_slice(&(n as u16).to_le_bytes());
-        }
-        0x1_0000..=0xff_ffff => {
-            b.push(0xfd);
-            b.extend_from_slice(&(n as u32).to_le_bytes()[..3]);
-        }
-        _ => {
-            b.push(0xfe);
-            b.extend_from_slice(&n.to_le_bytes());
-        }
-    }
-    b.extend_from_slice(s);
-}
-
 fn put_binary(b: &mut Vec<u8>, ty: ColumnType, v: &Value) {
     use ColumnType::*;
     match ty {
@@ -214,8 +195,8 @@ fn put_binary(b: &mut Vec<u8>, ty: ColumnType, v: &Value) {
             _ => b.push(0),
         },
         _ => match v {
-            Value::Bytes(x) => put_lenenc(b, x),
-            other => put_lenenc(b, other.as_sql(true).trim_matches('\'').as_bytes()),
+            Value::Bytes(x) => put_lenenc_bytes(b, x),
+            other => put_lenenc_bytes(b, other.as_sql(true).trim_matches('\'').as_bytes()),
         },
     }
 }

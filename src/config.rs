@@ -80,6 +80,8 @@ config_keys! {
     data_dir: "SLUICE_DATA_DIR" = "./sluice-data",
     /// Address of the HTTP API.
     http_listen: "SLUICE_HTTP_LISTEN" = "127.0.0.1:8080",
+    /// Bearer tokens of the admin API (/admin/v1, used by the sluice CLI), comma-separated; empty disables the admin API.
+    admin_tokens: "SLUICE_ADMIN_TOKENS" = "",
     /// Address of the MySQL-protocol front; empty to disable it.
     mysql_listen: "SLUICE_MYSQL_LISTEN" = "",
     /// Users of the MySQL front, comma-separated name:hash pairs; a hash is `*` and 40 hex digits as MariaDB's PASSWORD() gives (print one with `sluice hash-password`).
@@ -177,6 +179,7 @@ pub enum ConfigError {
 pub struct HttpConfig {
     pub listen: SocketAddr,
     pub tokens: Vec<String>,
+    pub admin_tokens: Vec<String>,
     pub max_body_bytes: usize,
     pub concurrency: usize,
     pub default_wait: Duration,
@@ -336,6 +339,19 @@ impl Config {
                 reason: "tokens must be at least 16 characters".into(),
             });
         }
+        let admin_tokens: Vec<String> = r
+            .text("admin_tokens")
+            .split(',')
+            .map(|t| t.trim().to_string())
+            .filter(|t| !t.is_empty())
+            .collect();
+        if admin_tokens.iter().any(|t| t.len() < 16) {
+            return Err(ConfigError::Invalid {
+                key: "admin_tokens",
+                value: "(hidden)".into(),
+                reason: "tokens must be at least 16 characters".into(),
+            });
+        }
         if !listen.ip().is_loopback() && tokens.is_empty() {
             return Err(ConfigError::Refused(format!(
                 "refusing to listen on {listen} without authentication: set auth_tokens (--auth-token, SLUICE_AUTH_TOKENS) or listen on a loopback address"
@@ -383,6 +399,7 @@ impl Config {
             http: HttpConfig {
                 listen,
                 tokens,
+                admin_tokens,
                 max_body_bytes: r.bytes("http_max_body_bytes")? as usize,
                 concurrency: r.int("http_concurrency", 1)? as usize,
                 default_wait,

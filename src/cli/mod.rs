@@ -2,6 +2,7 @@
 //! story against a private, throttled MariaDB, `config-reference` prints the
 //! settings table. Parsing and printing only; the work happens in the library.
 
+pub mod admin;
 pub mod demo;
 
 use crate::config::{Config, RawConfig};
@@ -23,11 +24,52 @@ pub enum Command {
     /// Start a private MariaDB and sluice, drive writes, stall and freeze
     /// MariaDB, and verify that every acknowledged write landed exactly once.
     Demo(demo::DemoArgs),
+    /// Show a running sluice's mode, primary health, queue and drain.
+    Status(admin::AdminArgs),
+    /// Look at the queued writes.
+    Queue {
+        #[command(subcommand)]
+        command: QueueCommand,
+        #[command(flatten)]
+        admin: admin::AdminArgs,
+    },
+    /// Look at the dead letters (writes MariaDB refused during a drain).
+    Dead {
+        #[command(subcommand)]
+        command: DeadCommand,
+        #[command(flatten)]
+        admin: admin::AdminArgs,
+    },
+    /// Pause or resume the drain (writes keep being queued while paused).
+    Drain {
+        #[command(subcommand)]
+        command: DrainCommand,
+        #[command(flatten)]
+        admin: admin::AdminArgs,
+    },
     /// Print the configuration reference (Markdown).
     ConfigReference,
     /// Read a password on standard input and print its MariaDB-style hash,
     /// for `mysql_users`.
     HashPassword,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum QueueCommand {
+    /// List queued writes in order.
+    List(admin::PageArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DeadCommand {
+    /// List dead letters, oldest first.
+    List(admin::PageArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DrainCommand {
+    Pause,
+    Resume,
 }
 
 #[derive(Debug, clap::Args)]
@@ -83,11 +125,30 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             println!("{}", crate::fronts::mysql::auth::native_hash(password));
             Ok(())
         }
+        Command::Status(a) => block_on(admin::status(&a)),
+        Command::Queue {
+            command: QueueCommand::List(p),
+            admin: a,
+        } => block_on(admin::queue_list(&a, &p)),
+        Command::Dead {
+            command: DeadCommand::List(p),
+            admin: a,
+        } => block_on(admin::dead_list(&a, &p)),
+        Command::Drain { command, admin: a } => {
+            block_on(admin::drain(&a, matches!(command, DrainCommand::Pause)))
+        }
         Command::ConfigReference => {
             print!("{}", crate::config::reference_markdown());
             Ok(())
         }
     }
+}
+
+fn block_on(f: impl std::future::Future<Output = anyhow::Result<()>>) -> anyhow::Result<()> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?
+        .block_on(f)
 }
 
 /// SIGINT or SIGTERM.

@@ -582,6 +582,11 @@ impl Engine {
         self.inner.drain_wake.notify_one();
     }
 
+    /// Queued writes in order, after sequence `after`.
+    pub fn queued(&self, after: u64, limit: usize) -> Result<Vec<(u64, QueuedWrite)>, EngineError> {
+        Ok(self.inner.queue.list(after, limit)?)
+    }
+
     /// Dead letters, oldest first.
     pub fn dead_letters(
         &self,

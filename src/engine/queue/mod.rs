@@ -256,6 +256,18 @@ impl Queue {
         Ok(())
     }
 
+    /// Queued writes in order, starting at sequence `after + 1` (records that
+    /// fail their checks are left for the drainer to quarantine).
+    pub fn list(&self, after: u64, limit: usize) -> Result<Vec<(u64, QueuedWrite)>, QueueError> {
+        let raw = self
+            .store
+            .range_from(Space::Queue, &seq_key(after.saturating_add(1)), limit)?;
+        Ok(raw
+            .into_iter()
+            .filter_map(|(k, v)| Some((key_seq(&k)?, record::decode(&v).ok()?)))
+            .collect())
+    }
+
     /// Dead letters, oldest first, starting at sequence `after + 1`.
     pub fn dead_letters(
         &self,

@@ -9,6 +9,7 @@
 //!
 //! It never touches the queue or MariaDB: every request goes to the engine.
 
+mod admin;
 mod auth;
 pub mod rescue;
 mod writes;
@@ -47,8 +48,19 @@ pub fn router(state: AppState) -> Router {
             state.clone(),
             auth::require_token,
         ));
+    let admin = Router::new()
+        .route("/status", get(admin::status))
+        .route("/queue", get(admin::queue))
+        .route("/dead", get(admin::dead))
+        .route("/drain/pause", post(admin::pause))
+        .route("/drain/resume", post(admin::resume))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            auth::require_admin,
+        ));
     let routes = Router::new()
         .nest("/v1", v1)
+        .nest("/admin/v1", admin)
         .route("/metrics", get(metrics))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))

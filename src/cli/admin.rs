@@ -1,0 +1,287 @@
+//! The operator commands (`sluice status`, `sluice queue list`, `sluice dead
+//! list`, `sluice drain pause|resume`): they call a running sluice's admin
+//! API and print a table for people, or the JSON with `--json` for scripts.
+
+use anyhow::{bail, Context};
+use serde_json::Value;
+use std::time::Duration;
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct AdminArgs {
+    /// Base URL of the running sluice's HTTP API.
+    #[arg(
+        long,
+        env = "SLUICE_URL",
+        default_value = "http://127.0.0.1:8080",
+        global = true
+    )]
+    pub url: String,
+    /// An admin token (one of the server's admin_tokens).
+    #[arg(
+        long,
+        env = "SLUICE_ADMIN_TOKEN",
+        global = true,
+        hide_env_values = true
+    )]
+    pub token: Option<String>,
+    /// Print the JSON answer instead of a table.
+    #[arg(long, global = true)]
+    pub json: bool,
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct PageArgs {
+    /// Show entries after this sequence number.
+    #[arg(long, default_value_t = 0)]
+    pub after: u64,
+    /// How many entries at most.
+    #[arg(long, default_value_t = 50)]
+    pub limit: usize,
+}
+
+async fn call(args: &AdminArgs, method: reqwest::Method, path: &str) -> anyhow::Result<Value> {
+    let url = format!("{}/admin/v1{path}", args.url.trim_end_matches('/'));
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()?;
+    let mut rb = http.request(method, &url);
+    if let Some(t) = &args.token {
+        rb = rb.bearer_auth(t);
+    }
+    let resp = rb.send().await.with_context(|| {
+        format!(
+            "cannot reach sluice at {} (is it running? set --url or SLUICE_URL)",
+            args.url
+        )
+    })?;
+    let status = resp.status();
+    let body: Value = resp.json().await.unwrap_or(Value::Null);
+    if status.is_success() {
+        return Ok(body);
+    }
+    let msg = body["error"]["message"]
+        .as_str()
+        .unwrap_or("no message")
+        .to_string();
+    match status.as_u16() {
+        401 => bail!("the admin token was refused ({msg}); pass --token or set SLUICE_ADMIN_TOKEN"),
+        403 => bail!("{msg}"),
+        code => bail!("sluice answered {code}: {msg}"),
+    }
+}
+
+/// Print rows as aligned columns.
+fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
+    let mut widths: Vec<usize> = headers.iter().map(|h| h.len()).collect();
+    for r in rows {
+        for (i, c) in r.iter().enumerate() {
+            widths[i] = widths[i].max(c.chars().count());
+        }
+    }
+    let line = |cells: Vec<String>| {
+        cells
+            .iter()
+            .enumerate()
+            .map(|(i, c)| format!("{c:<w$}", w = widths[i]))
+            .collect::<Vec<_>>()
+            .join("  ")
+            .trim_end()
+            .to_string()
+    };
+    let mut out = line(headers.iter().map(|h| h.to_string()).collect());
+    out.push('\n');
+    for r in rows {
+        out.push_str(&line(r.clone()));
+        out.push('\n');
+    }
+    out
+}
+
+fn short(s: &str, n: usize) -> String {
+    let one_line = s.split_whitespace().collect::<Vec<_>>().join(" ");
+    if one_line.chars().count() <= n {
+        one_line
+    } else {
+        format!("{}…", one_line.chars().take(n - 1).collect::<String>())
+    }
+}
+
+fn text(v: &Value) -> String {
+    match v {
+        Value::Null => "-".into(),
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+pub async fn status(args: &AdminArgs) -> anyhow::Result<()> {
+    let s = call(args, reqwest::Method::GET, "/status").await?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&s)?);
+        return Ok(());
+    }
+    let healthy = match s["primary"]["healthy"].as_bool() {
+        Some(true) => "healthy".to_string(),
+        Some(false) => format!("NOT ANSWERING: {}", text(&s["primary"]["last_error"])),
+        None => "not probed yet".to_string(),
+    };
+    let oldest = s["queue"]["oldest_age_seconds"]
+        .as_f64()
+        .map(|a| format!("{a:.1} s"))
+        .unwrap_or_else(|| "-".into());
+    let rows = vec![
+        vec![
+            "mode".into(),
+            format!(
+                "{} since {} ({})",
+                text(&s["mode"]["mode"]),
+                text(&s["mode"]["since"]),
+                text(&s["mode"]["reason"])
+            ),
+        ],
+        vec![
+            "primary".into(),
+            format!("{} {healthy}", text(&s["primary"]["address"])),
+        ],
+        vec!["failover epoch".into(), text(&s["target"]["epoch"])],
+        vec![
+            "queue".into(),
+            format!(
+                "{} writes, {} bytes, oldest {oldest}",
+                text(&s["queue"]["depth"]),
+                text(&s["queue"]["bytes"])
+            ),
+        ],
+        vec![
+            "dead letters".into(),
+            format!(
+                "{} ({} quarantined records)",
+                text(&s["queue"]["dead_letters"]),
+                text(&s["queue"]["quarantined"])
+            ),
+        ],
+        vec![
+            "drain".into(),
+            format!(
+                "{}, batch size {}",
+                if s["drain"]["paused"] == true {
+                    "PAUSED"
+                } else {
+                    "running"
+                },
+                text(&s["drain"]["batch_size"])
+            ),
+        ],
+        vec![
+            "applied".into(),
+            format!(
+                "{} direct, {} drained, {} queued in all",
+                text(&s["counters"]["direct_applied"]),
+                text(&s["counters"]["drained"]),
+                text(&s["counters"]["enqueued"])
+            ),
+        ],
+    ];
+    print!(
+        "{}",
+        table(&["", ""], &rows)
+            .lines()
+            .skip(1)
+            .map(|l| format!("{l}\n"))
+            .collect::<String>()
+    );
+    Ok(())
+}
+
+/// Fetch one page of `path` and print it as a table (or JSON).
+async fn list(
+    args: &AdminArgs,
+    page: &PageArgs,
+    path: &str,
+    headers: &[&str],
+    row: impl Fn(&Value) -> Vec<String>,
+    empty: &str,
+) -> anyhow::Result<()> {
+    let v = call(
+        args,
+        reqwest::Method::GET,
+        &format!("{path}?after={}&limit={}", page.after, page.limit),
+    )
+    .await?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&v)?);
+        return Ok(());
+    }
+    let rows: Vec<Vec<String>> = v["items"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(row)
+        .collect();
+    print!("{}", table(headers, &rows));
+    if rows.is_empty() {
+        println!("({empty})");
+    }
+    Ok(())
+}
+
+pub async fn queue_list(args: &AdminArgs, page: &PageArgs) -> anyhow::Result<()> {
+    let row = |w: &Value| {
+        vec![
+            text(&w["seq"]),
+            text(&w["id"]),
+            text(&w["accepted_at"]),
+            text(&w["attempts"]),
+            if w["outcome_unknown"] == true {
+                "unknown".into()
+            } else {
+                "-".into()
+            },
+            short(w["statements"][0].as_str().unwrap_or(""), 60),
+        ]
+    };
+    let headers = ["SEQ", "ID", "ACCEPTED", "ATTEMPTS", "OUTCOME", "STATEMENT"];
+    list(args, page, "/queue", &headers, row, "the queue is empty").await
+}
+
+pub async fn dead_list(args: &AdminArgs, page: &PageArgs) -> anyhow::Result<()> {
+    let row = |w: &Value| {
+        vec![
+            text(&w["seq"]),
+            text(&w["id"]),
+            text(&w["died_at"]),
+            text(&w["error"]["mysql_errno"]),
+            short(w["error"]["message"].as_str().unwrap_or(""), 50),
+            short(w["statements"][0].as_str().unwrap_or(""), 50),
+        ]
+    };
+    let headers = ["SEQ", "ID", "DIED", "ERRNO", "ERROR", "STATEMENT"];
+    list(args, page, "/dead", &headers, row, "no dead letters").await
+}
+
+pub async fn drain(args: &AdminArgs, pause: bool) -> anyhow::Result<()> {
+    let path = if pause {
+        "/drain/pause"
+    } else {
+        "/drain/resume"
+    };
+    let v = call(args, reqwest::Method::POST, path).await?;
+    if args.json {
+        println!("{v}");
+    } else if pause {
+        println!("drain paused: writes keep being queued; `sluice drain resume` to continue");
+    } else {
+        println!("drain resumed");
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn tables_align_and_long_text_is_cut() {
+        let t = super::table(&["A", "LONGER"], &[vec!["xyz".into(), "1".into()]]);
+        assert_eq!(t, "A    LONGER\nxyz  1\n");
+        assert_eq!(super::short("INSERT   INTO\n t", 10), "INSERT IN…");
+    }
+}

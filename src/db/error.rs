@@ -64,17 +64,19 @@ impl DbError {
         }
     }
 
+    /// True when MariaDB gave no answer at all (timeout, refused, lost):
+    /// nothing was learned about the statement.
+    pub fn is_no_answer(&self) -> bool {
+        matches!(
+            self,
+            DbError::Timeout { .. } | DbError::Unreachable(_) | DbError::Lost { .. }
+        )
+    }
+
     /// True for failures that say MariaDB cannot take writes now (as opposed
     /// to an answer about this particular write).
     pub fn is_unavailable(&self) -> bool {
-        matches!(
-            self,
-            DbError::Timeout { .. }
-                | DbError::Unreachable(_)
-                | DbError::Lost { .. }
-                | DbError::Transient { .. }
-                | DbError::Ledger(_)
-        )
+        self.is_no_answer() || matches!(self, DbError::Transient { .. } | DbError::Ledger(_))
     }
 }
 

@@ -43,6 +43,20 @@ struct Session {
     timestamp_pinned: bool,
 }
 
+impl Session {
+    /// A fresh connection: on the URL's database, server defaults otherwise.
+    fn new(conn: Conn, default_db: &str) -> Session {
+        Session {
+            conn,
+            database: Some(default_db.to_string()),
+            sql_mode: None,
+            time_zone: None,
+            charset: None,
+            timestamp_pinned: false,
+        }
+    }
+}
+
 pub struct Database {
     opts: Opts,
     default_db: String,
@@ -104,7 +118,11 @@ impl Database {
 
     /// A pass-through connection for one MySQL-front client.
     pub fn passthrough(&self) -> passthrough::Passthrough {
-        passthrough::Passthrough::new(self.opts.clone(), self.timeouts.write)
+        passthrough::Passthrough::new(
+            self.opts.clone(),
+            self.default_db.clone(),
+            self.timeouts.write,
+        )
     }
 
     pub fn default_database(&self) -> &str {
@@ -427,14 +445,7 @@ impl Database {
         let conn = Conn::new(self.opts.clone())
             .await
             .map_err(|e| from_driver(e, Phase::Connect))?;
-        Ok(Session {
-            conn,
-            database: Some(self.default_db.clone()),
-            sql_mode: None,
-            time_zone: None,
-            charset: None,
-            timestamp_pinned: false,
-        })
+        Ok(Session::new(conn, &self.default_db))
     }
 
     async fn ensure_ledger(&self, conn: &mut Conn) -> Result<(), DbError> {

@@ -1,11 +1,13 @@
 //! Pass-through for one MySQL-front client: statements sluice does not buffer
 //! (reads, DDL, session statements) run on a MariaDB connection of the
-//! client's own, under a deadline. A connection that timed out is discarded;
-//! the next statement reconnects and restores the client's session context.
+//! client's own, under a deadline. Before each statement the connection is
+//! brought to the client's session context with the same `set_context` the
+//! write path uses (only what differs is sent). A connection that timed out
+//! is discarded; the next statement reconnects.
 //!
 //! Writes never come through here: they go to the engine.
 
-use super::{from_driver, DbError, Phase};
+use super::{from_driver, set_context, DbError, Phase, Session};
 use crate::engine::RequestContext;
 use mysql_async::prelude::Queryable;
 use mysql_async::{Column, Conn, Opts, Row, Value};
@@ -26,24 +28,25 @@ pub struct PassReply {
 
 pub struct Passthrough {
     opts: Opts,
+    default_db: String,
     timeout: Duration,
-    conn: Option<Conn>,
+    session: Option<Session>,
 }
 
 impl Passthrough {
-    pub(crate) fn new(opts: Opts, timeout: Duration) -> Self {
+    pub(crate) fn new(opts: Opts, default_db: String, timeout: Duration) -> Self {
         Passthrough {
             opts,
+            default_db,
             timeout,
-            conn: None,
+            session: None,
         }
     }
 
     /// Run one text statement with the client's context.
     pub async fn query(&mut self, sql: &str, ctx: &RequestContext) -> Result<PassReply, DbError> {
         let r = tokio::time::timeout(self.timeout, async {
-            self.connect(ctx).await?;
-            let conn = self.conn.as_mut().expect("connected above");
+            let conn = self.connect(ctx).await?;
             collect(conn.query_iter(sql).await.map_err(statement_error)?).await
         })
         .await;
@@ -57,8 +60,7 @@ impl Passthrough {
         ctx: &RequestContext,
     ) -> Result<(u16, Vec<Column>), DbError> {
         let r = tokio::time::timeout(self.timeout, async {
-            self.connect(ctx).await?;
-            let conn = self.conn.as_mut().expect("connected above");
+            let conn = self.connect(ctx).await?;
             let st = conn.prep(sql).await.map_err(statement_error)?;
             Ok::<_, DbError>((st.num_params(), st.columns().to_vec()))
         })
@@ -74,8 +76,7 @@ impl Passthrough {
         ctx: &RequestContext,
     ) -> Result<PassReply, DbError> {
         let r = tokio::time::timeout(self.timeout, async {
-            self.connect(ctx).await?;
-            let conn = self.conn.as_mut().expect("connected above");
+            let conn = self.connect(ctx).await?;
             let result = conn
                 .exec_iter(sql, mysql_async::Params::Positional(params))
                 .await
@@ -86,15 +87,17 @@ impl Passthrough {
         self.settle(r)
     }
 
-    async fn connect(&mut self, ctx: &RequestContext) -> Result<(), DbError> {
-        if self.conn.is_none() {
-            let mut conn = Conn::new(self.opts.clone())
+    /// The connection, (re)connected if needed and in the client's context.
+    async fn connect(&mut self, ctx: &RequestContext) -> Result<&mut Conn, DbError> {
+        if self.session.is_none() {
+            let conn = Conn::new(self.opts.clone())
                 .await
                 .map_err(|e| from_driver(e, Phase::Connect))?;
-            restore(&mut conn, ctx).await?;
-            self.conn = Some(conn);
+            self.session = Some(Session::new(conn, &self.default_db));
         }
-        Ok(())
+        let s = self.session.as_mut().expect("connected above");
+        set_context(s, &ctx.at(0), false, &self.default_db, Phase::Connect).await?;
+        Ok(&mut s.conn)
     }
 
     fn settle<T>(
@@ -119,16 +122,28 @@ impl Passthrough {
         }
     }
 
+    /// The client's own forwarded `USE`/`SET` already put the connection in
+    /// `ctx`: record that, so nothing is sent again (a `SET NAMES` re-sent
+    /// without its COLLATE would change the collation).
+    pub fn adopt(&mut self, ctx: &RequestContext) {
+        if let Some(s) = &mut self.session {
+            s.database = Some(
+                ctx.database
+                    .clone()
+                    .unwrap_or_else(|| self.default_db.clone()),
+            );
+            s.sql_mode = ctx.sql_mode.clone();
+            s.time_zone = ctx.time_zone.clone();
+            s.charset = ctx.charset.clone();
+        }
+    }
+
     pub fn is_connected(&self) -> bool {
-        self.conn.is_some()
+        self.session.is_some()
     }
 
     fn discard(&mut self) {
-        if let Some(c) = self.conn.take() {
-            tokio::spawn(async move {
-                let _ = tokio::time::timeout(Duration::from_secs(1), c.disconnect()).await;
-            });
-        }
+        super::discard(self.session.take());
     }
 }
 
@@ -161,30 +176,4 @@ fn statement_error(e: mysql_async::Error) -> DbError {
         },
         other => from_driver(other, Phase::Commit),
     }
-}
-
-/// Bring a fresh connection to the client's session context.
-async fn restore(conn: &mut Conn, ctx: &RequestContext) -> Result<(), DbError> {
-    let setup = |e| from_driver(e, Phase::Connect);
-    if let Some(db) = &ctx.database {
-        conn.query_drop(format!("USE {}", super::ledger::quote_ident(db)))
-            .await
-            .map_err(setup)?;
-    }
-    if let Some(cs) = &ctx.charset {
-        conn.query_drop(format!("SET NAMES {cs}"))
-            .await
-            .map_err(setup)?;
-    }
-    if let Some(m) = &ctx.sql_mode {
-        conn.exec_drop("SET SESSION sql_mode = ?", (m.as_str(),))
-            .await
-            .map_err(setup)?;
-    }
-    if let Some(tz) = &ctx.time_zone {
-        conn.exec_drop("SET SESSION time_zone = ?", (tz.as_str(),))
-            .await
-            .map_err(setup)?;
-    }
-    Ok(())
 }

@@ -58,6 +58,19 @@ pub struct RequestContext {
     pub charset: Option<String>,
 }
 
+impl RequestContext {
+    /// The context a write accepted at `accepted_at_micros` runs with.
+    pub fn at(&self, accepted_at_micros: i64) -> SessionContext {
+        SessionContext {
+            database: self.database.clone(),
+            sql_mode: self.sql_mode.clone(),
+            time_zone: self.time_zone.clone(),
+            charset: self.charset.clone(),
+            accepted_at_micros,
+        }
+    }
+}
+
 /// A write as a front hands it to the engine.
 #[derive(Debug, Clone)]
 pub struct WriteRequest {
@@ -624,13 +637,7 @@ fn build_write(id: WriteId, req: &WriteRequest) -> Write {
     Write {
         id,
         statements: req.statements.clone(),
-        context: SessionContext {
-            database: req.context.database.clone(),
-            sql_mode: req.context.sql_mode.clone(),
-            time_zone: req.context.time_zone.clone(),
-            charset: req.context.charset.clone(),
-            accepted_at_micros: write::now_micros(),
-        },
+        context: req.context.at(write::now_micros()),
         idempotency_key: req.idempotency_key.clone(),
         ordering_key: req.ordering_key.clone(),
     }

@@ -235,10 +235,14 @@ impl Session {
         }
         let sql = format!("USE `{}`", db.replace('`', "``"));
         match self.pass.query(&sql, &self.ctx).await {
-            Ok(_)
-            | Err(DbError::Timeout { .. } | DbError::Unreachable(_) | DbError::Lost { .. }) => {
-                // While MariaDB does not answer, the database is tracked and
-                // checked when the write is applied.
+            Ok(_) => {
+                self.ctx.database = Some(db);
+                self.pass.adopt(&self.ctx);
+                Reply::ok()
+            }
+            // While MariaDB does not answer, the database is tracked and
+            // checked when the write is applied.
+            Err(e) if e.is_no_answer() => {
                 self.ctx.database = Some(db);
                 Reply::ok()
             }
@@ -539,6 +543,7 @@ impl Session {
                 if let Some(cs) = text(2) {
                     self.ctx.charset = Some(cs);
                 }
+                self.pass.adopt(&self.ctx);
             }
         }
     }

@@ -61,6 +61,16 @@ pub enum Reply {
 }
 
 impl Reply {
+    /// MariaDB's answer to a passed-through statement.
+    fn from_pass(r: PassReply) -> Reply {
+        Reply::Ok {
+            affected_rows: r.affected_rows,
+            last_insert_id: r.last_insert_id,
+            warnings: r.warnings,
+            info: r.info,
+        }
+    }
+
     pub fn ok() -> Reply {
         Reply::Ok {
             affected_rows: 0,
@@ -264,7 +274,7 @@ impl Session {
             return self.live(&scan.keyword, scan.class, sql).await;
         }
         match scan.class {
-            StatementClass::Write => self.write(sql).await,
+            StatementClass::Write => self.write(sql, scan.placeholders).await,
             StatementClass::Transaction => self.transaction(&scan.keyword, sql).await,
             StatementClass::Session => self.session_statement(&scan.keyword, sql).await,
             StatementClass::Empty => Reply::err(1065, "42000", "Query was empty"),
@@ -299,8 +309,8 @@ impl Session {
         }
     }
 
-    async fn write(&mut self, sql: &str) -> Reply {
-        if scan_placeholders(sql) > 0 {
+    async fn write(&mut self, sql: &str, placeholders: usize) -> Reply {
+        if placeholders > 0 {
             return Reply::err(
                 1064,
                 "42000",
@@ -324,6 +334,16 @@ impl Session {
             return Reply::ok();
         }
         self.submit(vec![st]).await
+    }
+
+    /// Submit the open buffered transaction, if it holds anything; `Some`
+    /// is the error to answer with.
+    async fn commit_buffered(&mut self) -> Option<Reply> {
+        let stmts = self.txn.take().filter(|s| !s.is_empty())?;
+        match self.submit(stmts).await {
+            err @ Reply::Err(_) => Some(err),
+            _ => None,
+        }
     }
 
     async fn submit(&mut self, statements: Vec<Statement>) -> Reply {
@@ -358,12 +378,9 @@ impl Session {
         let upper = sql.trim().to_ascii_uppercase();
         match keyword {
             "BEGIN" | "START" if keyword == "BEGIN" || upper.starts_with("START TRANSACTION") => {
-                let pending = self.txn.take();
                 // BEGIN inside a transaction commits the open one, as in MariaDB.
-                if let Some(stmts) = pending.filter(|s| !s.is_empty()) {
-                    if let Reply::Err(e) = self.submit(stmts).await {
-                        return Reply::Err(e);
-                    }
+                if let Some(err) = self.commit_buffered().await {
+                    return err;
                 }
                 self.txn = Some(Vec::new());
                 Reply::ok()
@@ -403,10 +420,8 @@ impl Session {
                     let on = matches!(value.to_ascii_lowercase().as_str(), "1" | "on" | "true");
                     if on && !self.autocommit {
                         // Turning autocommit on commits the open transaction.
-                        if let Some(stmts) = self.txn.take().filter(|s| !s.is_empty()) {
-                            if let Reply::Err(e) = self.submit(stmts).await {
-                                return Reply::Err(e);
-                            }
+                        if let Some(err) = self.commit_buffered().await {
+                            return err;
                         }
                     }
                     self.autocommit = on;
@@ -427,19 +442,15 @@ impl Session {
                 if tracked {
                     self.read_back_context().await;
                 }
-                Reply::Ok {
-                    affected_rows: r.affected_rows,
-                    last_insert_id: None,
-                    warnings: r.warnings,
-                    info: r.info,
-                }
+                Reply::from_pass(r)
             }
             // Tracked settings travel with queued writes; a pass-through
             // connection gets them when it reconnects.
-            Err(DbError::Timeout { .. } | DbError::Unreachable(_) | DbError::Lost { .. })
-                if assignments
-                    .iter()
-                    .all(|(n, _)| matches!(n.as_str(), "names" | "sql_mode" | "time_zone"))
+            Err(e)
+                if e.is_no_answer()
+                    && assignments
+                        .iter()
+                        .all(|(n, _)| matches!(n.as_str(), "names" | "sql_mode" | "time_zone"))
                     && !assignments.is_empty() =>
             {
                 Reply::ok()
@@ -488,16 +499,14 @@ impl Session {
     /// A statement inside a live (pass-through) transaction.
     async fn live(&mut self, keyword: &str, class: StatementClass, sql: &str) -> Reply {
         if class == StatementClass::Transaction && matches!(keyword, "COMMIT" | "ROLLBACK") {
-            self.live_txn = false;
-            self.txn = None;
+            self.end_live_txn();
         }
         if class == StatementClass::Session {
             return self.session_statement(keyword, sql).await;
         }
         let r = self.pass_through(sql).await;
-        if matches!(r, Reply::Err(_)) && self.pass_lost() {
-            self.live_txn = false;
-            self.txn = None;
+        if matches!(r, Reply::Err(_)) {
+            self.end_live_txn_if_lost();
         }
         r
     }
@@ -506,26 +515,25 @@ impl Session {
     async fn pass_execute(&mut self, sql: &str, params: Vec<Value>) -> Reply {
         match self.pass.execute(sql, params, &self.ctx).await {
             Ok(r) if r.columns.is_some() => Reply::BinaryRows(r),
-            Ok(r) => Reply::Ok {
-                affected_rows: r.affected_rows,
-                last_insert_id: r.last_insert_id,
-                warnings: r.warnings,
-                info: r.info,
-            },
+            Ok(r) => Reply::from_pass(r),
             Err(e) => {
-                if self.live_txn && self.pass_lost() {
-                    self.live_txn = false;
-                    self.txn = None;
-                }
+                self.end_live_txn_if_lost();
                 db_reply(e)
             }
         }
     }
 
+    fn end_live_txn(&mut self) {
+        self.live_txn = false;
+        self.txn = None;
+    }
+
     /// The pass-through connection was dropped (a timeout or lost link):
-    /// MariaDB rolled back whatever transaction it held.
-    fn pass_lost(&self) -> bool {
-        !self.pass.is_connected()
+    /// MariaDB rolled back whatever live transaction it held.
+    fn end_live_txn_if_lost(&mut self) {
+        if self.live_txn && !self.pass.is_connected() {
+            self.end_live_txn();
+        }
     }
 
     /// Record the session context as MariaDB resolved it, so queued writes
@@ -560,28 +568,19 @@ impl Session {
                 }
                 Reply::Rows(r)
             }
-            Err(DbError::Timeout { .. } | DbError::Unreachable(_) | DbError::Lost { .. })
-                if bootstrap
-                    && self
-                        .cache
-                        .lock()
-                        .unwrap_or_else(|p| p.into_inner())
-                        .contains_key(sql.trim()) =>
-            {
+            Err(e) if bootstrap && e.is_no_answer() => {
                 let cached = self
                     .cache
                     .lock()
                     .unwrap_or_else(|p| p.into_inner())
                     .get(sql.trim())
                     .cloned();
-                Reply::Rows(cached.unwrap_or_default())
+                match cached {
+                    Some(r) => Reply::Rows(r),
+                    None => db_reply(e),
+                }
             }
-            Ok(r) => Reply::Ok {
-                affected_rows: r.affected_rows,
-                last_insert_id: r.last_insert_id,
-                warnings: r.warnings,
-                info: r.info,
-            },
+            Ok(r) => Reply::from_pass(r),
             Err(e) => db_reply(e),
         }
     }
@@ -612,10 +611,6 @@ fn to_param(v: Value) -> Param {
     }
 }
 
-fn scan_placeholders(sql: &str) -> usize {
-    sql::scan(sql).placeholders
-}
-
 /// Parse `SET a = x, b = 'y'` and `SET NAMES cs` into (lower-case name, value).
 fn parse_set(sql: &str) -> Vec<(String, String)> {
     let body = sql.trim().trim_end_matches(';');
@@ -626,8 +621,7 @@ fn parse_set(sql: &str) -> Vec<(String, String)> {
     for part in split_outside_quotes(body) {
         let part = part.trim();
         let lower = part.to_ascii_lowercase();
-        if let Some(rest) = lower.strip_prefix("names ") {
-            let _ = rest;
+        if lower.starts_with("names ") {
             out.push(("names".into(), unquote(part[6..].trim())));
             continue;
         }
@@ -693,9 +687,6 @@ pub fn engine_reply(e: EngineError) -> Reply {
         EngineError::Sql { error, .. } => Reply::Err(error),
         EngineError::Invalid(m) => Reply::err(1064, "42000", m),
         e @ EngineError::QueueFull { .. } => Reply::err(1041, "HY000", format!("sluice: {e}")),
-        e @ (EngineError::NotDurable(_) | EngineError::Store(_)) => {
-            Reply::err(1105, "HY000", format!("sluice: {e}"))
-        }
         EngineError::ShuttingDown => Reply::err(1053, "08S01", "sluice is shutting down"),
         e => Reply::err(1105, "HY000", format!("sluice: {e}")),
     }

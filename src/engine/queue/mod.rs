@@ -91,6 +91,9 @@ pub struct QueueStats {
     pub oldest_accepted_micros: Option<i64>,
 }
 
+/// A record read by sequence, decoded or with the reason it does not decode.
+type Paged<T> = (u64, Result<T, RecordError>);
+
 pub struct Queue {
     store: Arc<dyn QueueStore>,
     commit: Arc<GroupCommit>,
@@ -256,15 +259,30 @@ impl Queue {
         Ok(())
     }
 
+    /// Up to `limit` records of `space` after sequence `after`, in order,
+    /// each decoded (or the reason it does not decode).
+    fn page<T: serde::de::DeserializeOwned>(
+        &self,
+        space: Space,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<Paged<T>>, QueueError> {
+        let raw = self
+            .store
+            .range_from(space, &seq_key(after.saturating_add(1)), limit)?;
+        Ok(raw
+            .into_iter()
+            .filter_map(|(k, v)| Some((key_seq(&k)?, record::decode(&v))))
+            .collect())
+    }
+
     /// Queued writes in order, starting at sequence `after + 1` (records that
     /// fail their checks are left for the drainer to quarantine).
     pub fn list(&self, after: u64, limit: usize) -> Result<Vec<(u64, QueuedWrite)>, QueueError> {
-        let raw = self
-            .store
-            .range_from(Space::Queue, &seq_key(after.saturating_add(1)), limit)?;
-        Ok(raw
+        Ok(self
+            .page(Space::Queue, after, limit)?
             .into_iter()
-            .filter_map(|(k, v)| Some((key_seq(&k)?, record::decode(&v).ok()?)))
+            .filter_map(|(seq, r)| Some((seq, r.ok()?)))
             .collect())
     }
 
@@ -274,16 +292,10 @@ impl Queue {
         after: u64,
         limit: usize,
     ) -> Result<Vec<(u64, DeadLetter)>, QueueError> {
-        let raw = self
-            .store
-            .range_from(Space::Dead, &seq_key(after.saturating_add(1)), limit)?;
-        let mut out = Vec::new();
-        for (k, v) in raw {
-            if let Some(seq) = key_seq(&k) {
-                out.push((seq, record::decode(&v)?));
-            }
-        }
-        Ok(out)
+        self.page(Space::Dead, after, limit)?
+            .into_iter()
+            .map(|(seq, r)| Ok((seq, r?)))
+            .collect()
     }
 
     pub fn stats(&self) -> QueueStats {

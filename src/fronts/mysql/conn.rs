@@ -153,15 +153,7 @@ impl Wire {
             }
             Reply::Rows(r) => {
                 let columns = r.columns.unwrap_or_else(|| Arc::from(Vec::new()));
-                let mut count = Vec::new();
-                put_lenenc_int(&mut count, columns.len() as u64);
-                self.send(count).await?;
-                for c in columns.iter() {
-                    let mut buf = Vec::new();
-                    c.serialize(&mut buf);
-                    self.send(buf).await?;
-                }
-                self.send(eof_packet(status, 0)).await?;
+                self.columns(&columns, status).await?;
                 for row in r.rows {
                     let mut buf = Vec::new();
                     for v in row {

@@ -8,7 +8,6 @@ mod support;
 
 use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, Opts, OptsBuilder};
-use sluice::fronts::mysql::auth::native_hash;
 use std::time::Duration;
 use support::*;
 
@@ -16,9 +15,7 @@ const PASSWORD: &str = "front-secret";
 
 async fn start(db: &sluice::testkit::MariaDb, dir: &std::path::Path) -> Sluice {
     let mut raw = raw_config(&db.app_url(), dir);
-    raw.mysql_listen = Some("127.0.0.1:0".into());
-    raw.mysql_users = Some(format!("app:{}", native_hash(PASSWORD)));
-    raw.mysql_hold = Some("500ms".into());
+    enable_mysql_front(&mut raw, PASSWORD, "500ms");
     let s = Sluice::start(raw).await;
     s.wait_mode("direct", Duration::from_secs(10)).await;
     s
@@ -439,9 +436,7 @@ async fn while_draining_new_writes_queue_behind_and_reads_pass() {
     let db = mariadb_with_table().await;
     let dir = tempfile::tempdir().unwrap();
     let mut raw = raw_config(&db.app_url(), dir.path());
-    raw.mysql_listen = Some("127.0.0.1:0".into());
-    raw.mysql_users = Some(format!("app:{}", native_hash(PASSWORD)));
-    raw.mysql_hold = Some("200ms".into());
+    enable_mysql_front(&mut raw, PASSWORD, "200ms");
     raw.drain_max_rate = Some("20".into());
     let s = Sluice::start(raw).await;
     s.wait_mode("direct", Duration::from_secs(10)).await;

@@ -9,7 +9,6 @@ use mysql_common::constants::CapabilityFlags;
 use mysql_common::io::ParseBuf;
 use mysql_common::packets::{HandshakePacket, HandshakeResponse};
 use mysql_common::proto::{MyDeserialize, MySerialize};
-use sluice::fronts::mysql::auth::native_hash;
 use std::time::Duration;
 use support::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -71,8 +70,7 @@ async fn bad_packets_get_errors_and_the_server_keeps_serving() {
     let db = mariadb_with_table().await;
     let dir = tempfile::tempdir().unwrap();
     let mut raw = raw_config(&db.app_url(), dir.path());
-    raw.mysql_listen = Some("127.0.0.1:0".into());
-    raw.mysql_users = Some(format!("app:{}", native_hash(PASSWORD)));
+    enable_mysql_front(&mut raw, PASSWORD, "30s");
     raw.mysql_max_packet = Some("64KiB".into());
     let s = Sluice::start(raw).await;
     s.wait_mode("direct", Duration::from_secs(10)).await;

@@ -6,7 +6,6 @@
 
 mod support;
 
-use sluice::fronts::mysql::auth::native_hash;
 use std::process::Command;
 use std::time::Duration;
 use support::*;
@@ -78,9 +77,7 @@ async fn sysbench_runs_through_sluice_and_a_stall_without_an_error() {
     let db = MariaDbHandle::start().await;
     let dir = tempfile::tempdir().unwrap();
     let mut raw = raw_config(&db.0.app_url(), dir.path());
-    raw.mysql_listen = Some("127.0.0.1:0".into());
-    raw.mysql_users = Some(format!("app:{}", native_hash(PASSWORD)));
-    raw.mysql_hold = Some("500ms".into());
+    enable_mysql_front(&mut raw, PASSWORD, "500ms");
     let s = Sluice::start(raw).await;
     s.wait_mode("direct", Duration::from_secs(10)).await;
     let port = s.running.as_ref().unwrap().mysql_addr.unwrap().port();

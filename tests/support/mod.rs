@@ -30,6 +30,17 @@ pub fn raw_config(db_url: &str, data_dir: &Path) -> RawConfig {
     }
 }
 
+/// Enable the MySQL front on a free port, with user `app` and `password`,
+/// holding clients of queued writes `hold` (e.g. "500ms").
+pub fn enable_mysql_front(raw: &mut RawConfig, password: &str, hold: &str) {
+    raw.mysql_listen = Some("127.0.0.1:0".into());
+    raw.mysql_users = Some(format!(
+        "app:{}",
+        sluice::fronts::mysql::auth::native_hash(password)
+    ));
+    raw.mysql_hold = Some(hold.into());
+}
+
 pub fn init_logs() {
     sluice::cli::init_tracing(&std::env::var("TEST_LOG").unwrap_or_else(|_| "warn".into()));
 }

@@ -7,6 +7,7 @@
 //! The README's configuration reference is generated from [`KEYS`]
 //! (`sluice config-reference`) and a test keeps the two equal.
 
+use crate::engine::failover::FailoverConfig;
 use crate::engine::pacing::PacingConfig;
 use crate::engine::queue::QueueLimits;
 use crate::engine::EngineConfig;
@@ -134,6 +135,20 @@ config_keys! {
     shutdown_timeout: "SLUICE_SHUTDOWN_TIMEOUT" = "10s",
     /// Log filter (tracing EnvFilter syntax), e.g. info or sluice=debug.
     log: "SLUICE_LOG" = "info",
+    /// The replica to fail over to, with the write user: mysql://user:password@host:port/database (same database as db_url). Empty: no failover. In TOML also `[failover] replica = ...`.
+    failover_replica: "SLUICE_FAILOVER_REPLICA" = "",
+    /// Grace period: the primary must fail every probe this long before an automatic failover.
+    failover_after: "SLUICE_FAILOVER_AFTER" = "30s",
+    /// Fail over without an operator's command when every rule holds (true or false).
+    failover_automatic: "SLUICE_FAILOVER_AUTOMATIC" = "true",
+    /// Anti-flapping block: no automatic failover within this long of the last failover.
+    failover_block: "SLUICE_FAILOVER_BLOCK" = "1h",
+    /// MariaDB user for replication and read_only changes on both servers (needs READ_ONLY ADMIN, REPLICATION SLAVE ADMIN, CONNECTION ADMIN, PROCESS, RELOAD and SLAVE MONITOR: see the README); never used for application writes.
+    failover_admin_user: "SLUICE_FAILOVER_ADMIN_USER" = "",
+    /// Password of failover_admin_user.
+    failover_admin_password: "SLUICE_FAILOVER_ADMIN_PASSWORD" = "",
+    /// How long one attempt waits for the new primary to apply what it must before promotion (attempts repeat).
+    failover_catchup_timeout: "SLUICE_FAILOVER_CATCHUP_TIMEOUT" = "10s",
 }
 
 /// Accept TOML strings, integers, floats and booleans as text.
@@ -210,6 +225,24 @@ pub struct Config {
     pub log: String,
 }
 
+/// `[section] key = v` in a config file means `section_key = v`.
+fn flatten_sections(table: toml::Table) -> toml::Table {
+    let mut flat = toml::Table::new();
+    for (k, v) in table {
+        match v {
+            toml::Value::Table(inner) => {
+                for (ik, iv) in inner {
+                    flat.insert(format!("{k}_{ik}"), iv);
+                }
+            }
+            other => {
+                flat.insert(k, other);
+            }
+        }
+    }
+    flat
+}
+
 impl RawConfig {
     /// Read a TOML config file.
     pub fn from_file(path: &Path) -> Result<RawConfig, ConfigError> {
@@ -217,10 +250,13 @@ impl RawConfig {
             path: path.to_path_buf(),
             source,
         })?;
-        toml::from_str(&text).map_err(|e| ConfigError::Parse {
+        let parse = |message: String| ConfigError::Parse {
             path: path.to_path_buf(),
-            message: e.message().to_string(),
-        })
+            message,
+        };
+        let table: toml::Table =
+            toml::from_str(&text).map_err(|e| parse(e.message().to_string()))?;
+        RawConfig::deserialize(flatten_sections(table)).map_err(|e| parse(e.message().to_string()))
     }
 }
 
@@ -421,11 +457,67 @@ impl Config {
                 backoff_max,
                 ledger_retention: r.duration("ledger_retention")?,
                 prune_interval: r.duration("ledger_prune_interval")?,
+                failover: failover_settings(&r)?,
             },
             shutdown_timeout: r.duration("shutdown_timeout")?,
             log: r.text("log"),
         })
     }
+}
+
+fn failover_settings(r: &Reader) -> Result<Option<FailoverConfig>, ConfigError> {
+    let replica_url = r.text("failover_replica");
+    if replica_url.is_empty() {
+        return Ok(None);
+    }
+    let opts = mysql_async::Opts::from_url(&replica_url).map_err(|e| {
+        r.invalid(
+            "failover_replica",
+            &format!("{e}; expected mysql://user:password@host:port/database"),
+        )
+    })?;
+    let primary = mysql_async::Opts::from_url(&r.text("db_url")).ok();
+    if primary.as_ref().and_then(|p| p.db_name()) != opts.db_name() {
+        return Err(r.invalid(
+            "failover_replica",
+            "must name the same database as db_url (the ledger and the data replicate there)",
+        ));
+    }
+    if primary.as_ref().is_some_and(|p| {
+        p.ip_or_hostname() == opts.ip_or_hostname() && p.tcp_port() == opts.tcp_port()
+    }) {
+        return Err(r.invalid(
+            "failover_replica",
+            "names the same server as db_url; it must be the replica",
+        ));
+    }
+    let admin_user = r.text("failover_admin_user");
+    if admin_user.is_empty() {
+        return Err(ConfigError::Refused(
+            "failover needs an admin credential for fencing and promotion: set failover_admin_user and failover_admin_password (a user with READ_ONLY ADMIN and REPLICATION SLAVE ADMIN, not the write user)".into(),
+        ));
+    }
+    if Some(admin_user.as_str()) == opts.user() {
+        return Err(r.invalid(
+            "failover_admin_user",
+            "must not be the write user: writes must go through a user that read_only stops",
+        ));
+    }
+    let automatic = match r.text("failover_automatic").as_str() {
+        "true" => true,
+        "false" => false,
+        _ => return Err(r.invalid("failover_automatic", "expected true or false")),
+    };
+    Ok(Some(FailoverConfig {
+        replica_url,
+        after: r.duration("failover_after")?,
+        automatic,
+        block: r.duration("failover_block")?,
+        admin_user,
+        admin_password: r.text("failover_admin_password"),
+        admin_timeout: r.duration("write_timeout")?.max(Duration::from_secs(2)),
+        catchup_timeout: r.duration("failover_catchup_timeout")?,
+    }))
 }
 
 fn mysql_settings(r: &Reader) -> Result<Option<MysqlListen>, ConfigError> {
@@ -493,10 +585,10 @@ pub fn reference_markdown() -> String {
         } else {
             format!("--{}", k.name.replace('_', "-"))
         };
-        let default = if k.default.is_empty() {
-            "(required)"
-        } else {
-            k.default
+        let default = match (k.default.is_empty(), k.name) {
+            (true, "db_url") => "(required)",
+            (true, _) => "(empty)",
+            (false, _) => k.default,
         };
         out.push_str(&format!(
             "| `{}` | `{}` | `{}` | `{}` | {} |\n",
@@ -571,6 +663,49 @@ mod tests {
         r.ledger_table = Some("ok".into());
         let e = Config::from_raw(&r).unwrap_err().to_string();
         assert!(e.contains("data_dir"), "{e}");
+    }
+
+    #[test]
+    fn a_failover_section_is_read_and_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("sluice.toml");
+        let write = |text: &str| std::fs::write(&file, text).unwrap();
+        write(&format!(
+            "db_url = \"mysql://app:pw@10.0.0.1:3306/app\"\ndata_dir = \"{}\"\n\
+             [failover]\nreplica = \"mysql://app:pw@10.0.0.2:3306/app\"\nafter = \"45s\"\n\
+             automatic = false\nadmin_user = \"sluice_admin\"\nadmin_password = \"x\"\n",
+            dir.path().display()
+        ));
+        let cfg = Config::from_raw(&RawConfig::from_file(&file).unwrap()).unwrap();
+        let fo = cfg.engine.failover.expect("failover configured");
+        assert_eq!(fo.after, Duration::from_secs(45));
+        assert!(!fo.automatic);
+        assert_eq!(fo.block, Duration::from_secs(3600));
+
+        let base = raw("mysql://app:pw@10.0.0.1:3306/app", dir.path());
+        let refused = |f: &dyn Fn(&mut RawConfig)| {
+            let mut r = RawConfig {
+                failover_replica: Some("mysql://app:pw@10.0.0.2:3306/app".into()),
+                failover_admin_user: Some("sluice_admin".into()),
+                ..base.clone()
+            };
+            f(&mut r);
+            Config::from_raw(&r).unwrap_err().to_string()
+        };
+        let e = refused(&|r| r.failover_admin_user = None);
+        assert!(e.contains("admin credential"), "{e}");
+        let e = refused(&|r| r.failover_admin_user = Some("app".into()));
+        assert!(e.contains("must not be the write user"), "{e}");
+        let e =
+            refused(&|r| r.failover_replica = Some("mysql://app:pw@10.0.0.2:3306/other".into()));
+        assert!(e.contains("same database"), "{e}");
+        let e = refused(&|r| r.failover_replica = Some("mysql://app:pw@10.0.0.1:3306/app".into()));
+        assert!(e.contains("same server"), "{e}");
+        let e = refused(&|r| r.failover_automatic = Some("sometimes".into()));
+        assert!(e.contains("failover_automatic"), "{e}");
+        write("[failover]\nreplca = \"x\"\n");
+        let e = RawConfig::from_file(&file).unwrap_err().to_string();
+        assert!(e.contains("failover_replca"), "{e}");
     }
 
     #[test]

@@ -6,6 +6,7 @@
 
 use crate::config::Config;
 use crate::db::{Database, DbTimeouts};
+use crate::engine::failover::{FailoverConfig, GrantCheck};
 use crate::engine::queue::store::{QueueStore, SledStore};
 use crate::engine::{Engine, EngineError};
 use crate::fronts::http::{self, AppState};
@@ -50,17 +51,15 @@ pub async fn start(config: Config) -> Result<Running, ServerError> {
         &config.data_dir.join("queue"),
         config.store_cache_bytes,
     )?);
-    let db = Database::new(
-        &config.db_url,
-        &config.ledger_table,
-        DbTimeouts {
-            write: config.write_timeout,
-            probe: config.probe_timeout,
-        },
-        config.db_max_idle,
-    )
-    .map_err(ServerError::Database)?;
-    let engine = Engine::start(config.engine.clone(), store, db).await?;
+    let db = database(&config, &config.db_url)?;
+    let replica = match &config.engine.failover {
+        Some(fc) => Some(database(&config, &fc.replica_url)?),
+        None => None,
+    };
+    if let Some(fc) = &config.engine.failover {
+        check_write_user(&config, fc).await?;
+    }
+    let engine = Engine::start(config.engine.clone(), store, db, replica).await?;
     let listener = tokio::net::TcpListener::bind(config.http.listen)
         .await
         .map_err(|source| ServerError::Listen {
@@ -132,6 +131,37 @@ pub async fn start(config: Config) -> Result<Running, ServerError> {
         http,
         config,
     })
+}
+
+fn database(config: &Config, url: &str) -> Result<Database, ServerError> {
+    Database::new(
+        url,
+        &config.ledger_table,
+        DbTimeouts {
+            write: config.write_timeout,
+            probe: config.probe_timeout,
+        },
+        config.db_max_idle,
+    )
+    .map_err(ServerError::Database)
+}
+
+/// Refuse to start with failover enabled when the write user could write
+/// through `read_only` (fencing would mean nothing). When neither server
+/// answers, the failover task checks later and fails over only once it has.
+async fn check_write_user(config: &Config, fc: &FailoverConfig) -> Result<(), ServerError> {
+    for url in [&config.db_url, &fc.replica_url] {
+        match crate::db::admin::write_user_bypasses_read_only(url, fc.admin_timeout).await {
+            Ok(found) => {
+                return match crate::engine::failover::grant_verdict(found) {
+                    GrantCheck::Refused(why) => Err(ServerError::Database(why)),
+                    _ => Ok(()),
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "cannot check the write user's grants yet"),
+        }
+    }
+    Ok(())
 }
 
 impl Running {

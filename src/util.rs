@@ -15,3 +15,9 @@ pub fn micros_to_rfc3339(micros: i64) -> String {
     let t = std::time::UNIX_EPOCH + std::time::Duration::from_micros(micros.max(0) as u64);
     humantime::format_rfc3339_micros(t).to_string()
 }
+
+/// Format seconds since the epoch as RFC 3339.
+pub fn unix_to_rfc3339(secs: i64) -> String {
+    let t = std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs.max(0) as u64);
+    humantime::format_rfc3339_seconds(t).to_string()
+}

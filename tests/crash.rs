@@ -4,10 +4,9 @@
 
 mod support;
 
-use serde_json::{json, Value};
+use serde_json::json;
 use sluice::engine::queue::store::{QueueStore, SledStore, Space};
-use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use support::*;
@@ -22,142 +21,40 @@ async fn kill_9_under_load_loses_nothing_and_duplicates_nothing() {
     init_logs();
     let mut db = mariadb_with_table().await;
     let dir = tempfile::tempdir().unwrap();
-    let sluice = Arc::new(tokio::sync::RwLock::new(
-        SluiceProcess::spawn(&db.app_url(), dir.path(), &[]).await,
-    ));
-    let base = sluice.read().await.base.clone();
-    let http = reqwest::Client::builder()
-        .timeout(Duration::from_secs(5))
-        .build()
-        .unwrap();
-    let stop = Arc::new(AtomicBool::new(false));
-    let acked: Arc<Mutex<HashMap<u32, u32>>> = Arc::default();
+    let mut sluice = SluiceProcess::spawn(&db.app_url(), dir.path(), &[]).await;
+    let writers = Writers::start(&sluice.base, 4, Duration::ZERO);
+    let within = Duration::from_secs(20);
 
-    let clients = 4u32;
-    let mut tasks = Vec::new();
-    for c in 0..clients {
-        let (http, base, stop, acked) = (http.clone(), base.clone(), stop.clone(), acked.clone());
-        tasks.push(tokio::spawn(async move {
-            let mut seq = 0u32;
-            while !stop.load(Ordering::SeqCst) {
-                let body = json!({
-                    "sql": "INSERT INTO t (client, seq) VALUES (?, ?)",
-                    "params": [c, seq],
-                    "wait_ms": 100,
-                });
-                // Retry this write (same key) until sluice answers it.
-                loop {
-                    let r = http
-                        .post(format!("{base}/v1/writes"))
-                        .header("Idempotency-Key", format!("c{c}-{seq}"))
-                        .json(&body)
-                        .send()
-                        .await;
-                    match r {
-                        Ok(resp)
-                            if resp.status().as_u16() == 200 || resp.status().as_u16() == 202 =>
-                        {
-                            break
-                        }
-                        Ok(resp) if resp.status().as_u16() == 503 => {}
-                        Ok(resp) => {
-                            let code = resp.status().as_u16();
-                            let v: Value = resp.json().await.unwrap_or(Value::Null);
-                            panic!("client {c} seq {seq}: unexpected {code} {v}");
-                        }
-                        Err(_) => {} // sluice is down: retry
-                    }
-                    tokio::time::sleep(Duration::from_millis(20)).await;
-                }
-                acked.lock().unwrap().insert(c, seq + 1);
-                seq += 1;
-            }
-        }));
-    }
-    let acked_total =
-        |acked: &Arc<Mutex<HashMap<u32, u32>>>| -> u32 { acked.lock().unwrap().values().sum() };
-
-    eventually("some direct writes", Duration::from_secs(10), || async {
-        (acked_total(&acked) >= 40).then_some(())
-    })
-    .await;
+    writers.wait_more(40, within).await;
     db.pause();
-    let before = acked_total(&acked);
-    eventually(
-        "writes queued while MariaDB is stalled",
-        Duration::from_secs(20),
-        || async { (acked_total(&acked) >= before + 40).then_some(()) },
-    )
-    .await;
-    // Crash while buffering.
-    sluice.write().await.kill9_and_restart().await;
-    let before = acked_total(&acked);
-    eventually(
-        "more writes queued after the restart",
-        Duration::from_secs(20),
-        || async { (acked_total(&acked) >= before + 20).then_some(()) },
-    )
-    .await;
+    // Writes queued while MariaDB is stalled; then crash while buffering.
+    writers.wait_more(40, within).await;
+    sluice.kill9_and_restart().await;
+    writers.wait_more(20, within).await;
     // Crash while draining: resume MariaDB and kill as soon as the drain runs.
     db.resume();
-    let s = sluice.clone();
-    eventually("draining", Duration::from_secs(20), || async {
-        let st = s.read().await.status().await?;
+    eventually("draining", within, || async {
+        let st = sluice.status().await?;
         (st["mode"]["mode"] == "draining" || st["mode"]["mode"] == "direct").then_some(())
     })
     .await;
-    sluice.write().await.kill9_and_restart().await;
+    sluice.kill9_and_restart().await;
     // Also crash MariaDB itself once; acknowledged commits must survive it.
-    let before = acked_total(&acked);
-    eventually("more writes", Duration::from_secs(20), || async {
-        (acked_total(&acked) >= before + 20).then_some(())
-    })
-    .await;
+    writers.wait_more(20, within).await;
     db.kill();
     db.restart().await.unwrap();
-    let before = acked_total(&acked);
-    eventually(
-        "writes after MariaDB restart",
-        Duration::from_secs(30),
-        || async { (acked_total(&acked) >= before + 20).then_some(()) },
-    )
-    .await;
+    writers.wait_more(20, Duration::from_secs(30)).await;
 
-    stop.store(true, Ordering::SeqCst);
-    for t in tasks {
-        t.await.unwrap();
-    }
-    sluice
-        .read()
-        .await
-        .wait_drained(Duration::from_secs(60))
-        .await;
-    let status = sluice.read().await.status().await.unwrap();
+    let acked = writers.stop().await;
+    sluice.wait_drained(Duration::from_secs(60)).await;
+    let status = sluice.status().await.unwrap();
     assert_eq!(status["queue"]["dead_letters"], 0, "{status}");
-
-    let rows = rows(&db).await;
-    let acked = acked.lock().unwrap().clone();
-    let mut seen: HashMap<(u32, u32), u32> = HashMap::new();
-    for r in &rows {
-        *seen.entry(*r).or_default() += 1;
-    }
-    let dups: Vec<_> = seen.iter().filter(|(_, n)| **n > 1).collect();
-    assert!(dups.is_empty(), "writes applied twice: {dups:?}");
-    for (c, n) in &acked {
-        for seq in 0..*n {
-            assert!(
-                seen.contains_key(&(*c, seq)),
-                "acknowledged write client {c} seq {seq} was lost"
-            );
-        }
-        let order: Vec<u32> = rows.iter().filter(|r| r.0 == *c).map(|r| r.1).collect();
-        assert!(
-            order.windows(2).all(|w| w[0] < w[1]),
-            "client {c} out of order: {order:?}"
-        );
-    }
-    let total: u32 = acked.values().sum();
-    assert!(total >= 140, "too little load to mean anything: {total}");
+    assert_exactly_once(&db, &acked, &HashSet::new()).await;
+    assert!(
+        acked.len() >= 140,
+        "too little load to mean anything: {}",
+        acked.len()
+    );
 }
 
 /// A queue record whose bytes were damaged on disk is moved to quarantine

@@ -40,6 +40,15 @@ pub struct PageArgs {
 }
 
 async fn call(args: &AdminArgs, method: reqwest::Method, path: &str) -> anyhow::Result<Value> {
+    call_with(args, method, path, None).await
+}
+
+async fn call_with(
+    args: &AdminArgs,
+    method: reqwest::Method,
+    path: &str,
+    body: Option<&Value>,
+) -> anyhow::Result<Value> {
     let url = format!("{}/admin/v1{path}", args.url.trim_end_matches('/'));
     let http = reqwest::Client::builder()
         .timeout(Duration::from_secs(10))
@@ -47,6 +56,9 @@ async fn call(args: &AdminArgs, method: reqwest::Method, path: &str) -> anyhow::
     let mut rb = http.request(method, &url);
     if let Some(t) = &args.token {
         rb = rb.bearer_auth(t);
+    }
+    if let Some(b) = body {
+        rb = rb.json(b);
     }
     let resp = rb.send().await.with_context(|| {
         format!(
@@ -129,7 +141,7 @@ pub async fn status(args: &AdminArgs) -> anyhow::Result<()> {
         .as_f64()
         .map(|a| format!("{a:.1} s"))
         .unwrap_or_else(|| "-".into());
-    let rows = vec![
+    let mut rows = vec![
         vec![
             "mode".into(),
             format!(
@@ -144,6 +156,9 @@ pub async fn status(args: &AdminArgs) -> anyhow::Result<()> {
             format!("{} {healthy}", text(&s["primary"]["address"])),
         ],
         vec!["failover epoch".into(), text(&s["target"]["epoch"])],
+    ];
+    rows.extend(failover_rows(&s));
+    rows.extend(vec![
         vec![
             "queue".into(),
             format!(
@@ -181,7 +196,7 @@ pub async fn status(args: &AdminArgs) -> anyhow::Result<()> {
                 text(&s["counters"]["enqueued"])
             ),
         ],
-    ];
+    ]);
     print!(
         "{}",
         table(&["", ""], &rows)
@@ -274,6 +289,153 @@ pub async fn drain(args: &AdminArgs, pause: bool) -> anyhow::Result<()> {
         println!("drain resumed");
     }
     Ok(())
+}
+
+/// The failover part of `sluice status`.
+fn failover_rows(s: &Value) -> Vec<Vec<String>> {
+    let f = &s["failover"];
+    if f.is_null() {
+        return vec![vec!["failover".into(), "not configured".into()]];
+    }
+    let mut rows = vec![vec![
+        "failover".into(),
+        format!(
+            "{}, after {} s; writes go to the {}",
+            if f["automatic"] == true {
+                "automatic"
+            } else {
+                "manual only"
+            },
+            text(&f["after_seconds"]),
+            text(&f["writes_go_to"])
+        ),
+    ]];
+    let sb = &f["standby"];
+    if !sb.is_null() {
+        let health = if sb["reachable"] == true {
+            match sb["replication"].as_object() {
+                Some(r) => format!(
+                    "replicating from {} (IO {}, SQL {}{})",
+                    text(&r["master"]),
+                    text(&r["io_running"]),
+                    text(&r["sql_running"]),
+                    if r["caught_up"] == true {
+                        ", caught up"
+                    } else {
+                        ", behind"
+                    }
+                ),
+                None => "answers, not replicating".into(),
+            }
+        } else {
+            format!("NOT ANSWERING: {}", text(&sb["error"]))
+        };
+        rows.push(vec![
+            "standby".into(),
+            format!("{} {health}", text(&sb["address"])),
+        ]);
+    }
+    if let Some(p) = f["procedure"].as_object() {
+        rows.push(vec![
+            "FAILING OVER".into(),
+            format!(
+                "to {} (epoch {}), step {}: {}",
+                text(&p["to"]),
+                text(&p["epoch"]),
+                text(&p["step"]),
+                text(&p["reason"])
+            ),
+        ]);
+    }
+    if let Some(e) = f["last_error"].as_str() {
+        rows.push(vec!["failover error".into(), e.to_string()]);
+    }
+    if let Some(d) = f["decision"].as_object() {
+        let blocked: Vec<String> = d["rules"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|r| r["held"] == false)
+            .map(|r| text(&r["detail"]))
+            .collect();
+        rows.push(vec![
+            "decision".into(),
+            if blocked.is_empty() {
+                "fail over: every rule holds".into()
+            } else {
+                format!("no failover: {}", blocked.join("; "))
+            },
+        ]);
+    }
+    for fs in f["fenced"].as_array().into_iter().flatten() {
+        rows.push(vec![
+            "fenced".into(),
+            format!(
+                "{} since epoch {} ({}{}) — sluice never writes there again until `sluice failback`",
+                text(&fs["address"]),
+                text(&fs["epoch"]),
+                if fs["read_only_confirmed"] == true { "read_only confirmed" } else { "not reachable yet" },
+                match fs["unreplicated_total"].as_u64() {
+                    Some(n) if n > 0 => format!(", {n} writes committed there never reached the new primary"),
+                    _ if fs["reconciled"] == true => ", nothing lost".to_string(),
+                    _ => String::new(),
+                }
+            ),
+        ]);
+    }
+    rows
+}
+
+/// `sluice failover` / `sluice failback`: start the procedure and follow it
+/// to its end.
+pub async fn failover(args: &AdminArgs, failback: bool, wait: Duration) -> anyhow::Result<()> {
+    let (path, body) = if failback {
+        ("/failback", None)
+    } else {
+        ("/failover", Some(serde_json::json!({ "to": "replica" })))
+    };
+    let started = call_with(args, reqwest::Method::POST, path, body.as_ref()).await?;
+    let p = &started["procedure"];
+    if !args.json {
+        println!(
+            "{} started: epoch {}, from {} to {}",
+            if failback { "failback" } else { "failover" },
+            text(&p["epoch"]),
+            text(&p["from"]),
+            text(&p["to"])
+        );
+    }
+    let deadline = std::time::Instant::now() + wait;
+    let mut last = String::new();
+    loop {
+        let s = call(args, reqwest::Method::GET, "/status").await?;
+        let f = &s["failover"];
+        let now = match f["procedure"].as_object() {
+            Some(p) => format!(
+                "step {}{}",
+                text(&p["step"]),
+                f["last_error"]
+                    .as_str()
+                    .map(|e| format!(" ({e})"))
+                    .unwrap_or_default()
+            ),
+            None => format!("done: mode {}", text(&s["mode"]["mode"])),
+        };
+        if now != last && !args.json {
+            println!("  {now}");
+            last = now;
+        }
+        if f["procedure"].is_null() {
+            if args.json {
+                println!("{}", serde_json::to_string_pretty(f)?);
+            }
+            return Ok(());
+        }
+        if std::time::Instant::now() > deadline {
+            bail!("the procedure is still running after {wait:?}; follow it with `sluice status`");
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }
 
 #[cfg(test)]

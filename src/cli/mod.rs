@@ -47,6 +47,28 @@ pub enum Command {
         #[command(flatten)]
         admin: admin::AdminArgs,
     },
+    /// Fail over to the replica now: fence the primary, let the replica
+    /// catch up, promote it, retarget (a planned switchover when the primary
+    /// is reachable). Follows the procedure to its end.
+    Failover {
+        /// The target: the configured replica (the only one).
+        #[arg(long, default_value = "replica", value_parser = ["replica"])]
+        to: String,
+        /// How long to follow the procedure.
+        #[arg(long, default_value = "2m", value_parser = humantime::parse_duration)]
+        wait: std::time::Duration,
+        #[command(flatten)]
+        admin: admin::AdminArgs,
+    },
+    /// Return writes to the configured primary (after it was made a replica
+    /// of the current one by hand): the operator's word that lifts its fence.
+    Failback {
+        /// How long to follow the procedure.
+        #[arg(long, default_value = "2m", value_parser = humantime::parse_duration)]
+        wait: std::time::Duration,
+        #[command(flatten)]
+        admin: admin::AdminArgs,
+    },
     /// Print the configuration reference (Markdown).
     ConfigReference,
     /// Read a password on standard input and print its MariaDB-style hash,
@@ -137,6 +159,8 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Drain { command, admin: a } => {
             block_on(admin::drain(&a, matches!(command, DrainCommand::Pause)))
         }
+        Command::Failover { wait, admin: a, .. } => block_on(admin::failover(&a, false, wait)),
+        Command::Failback { wait, admin: a } => block_on(admin::failover(&a, true, wait)),
         Command::ConfigReference => {
             print!("{}", crate::config::reference_markdown());
             Ok(())

@@ -9,6 +9,7 @@
 //! into the ledger. This module never decides what happens to a write after a
 //! failure: it reports what happened ([`DbError`]) and the engine decides.
 
+pub mod admin;
 pub mod error;
 pub mod ledger;
 pub mod passthrough;
@@ -58,6 +59,7 @@ impl Session {
 }
 
 pub struct Database {
+    url: String,
     opts: Opts,
     default_db: String,
     ledger_table: String,
@@ -105,6 +107,7 @@ impl Database {
             ledger::quote_ident(ledger_table)
         );
         Ok(Database {
+            url: url.to_string(),
             opts,
             default_db,
             ledger_table,
@@ -116,13 +119,9 @@ impl Database {
         })
     }
 
-    /// A pass-through connection for one MySQL-front client.
-    pub fn passthrough(&self) -> passthrough::Passthrough {
-        passthrough::Passthrough::new(
-            self.opts.clone(),
-            self.default_db.clone(),
-            self.timeouts.write,
-        )
+    /// The URL it was made from (with credentials: never log it).
+    pub fn url(&self) -> &str {
+        &self.url
     }
 
     pub fn default_database(&self) -> &str {

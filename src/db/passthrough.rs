@@ -7,12 +7,13 @@
 //!
 //! Writes never come through here: they go to the engine.
 
-use super::{from_driver, set_context, DbError, Phase, Session};
+use super::{from_driver, set_context, Database, DbError, Phase, Session};
 use crate::engine::RequestContext;
 use mysql_async::prelude::Queryable;
 use mysql_async::{Column, Conn, Opts, Row, Value};
 use std::sync::Arc;
 use std::time::Duration;
+use tokio::sync::watch;
 
 /// What MariaDB answered to a passed-through statement.
 #[derive(Debug, Clone, Default)]
@@ -27,6 +28,7 @@ pub struct PassReply {
 }
 
 pub struct Passthrough {
+    target: watch::Receiver<Arc<Database>>,
     opts: Opts,
     default_db: String,
     timeout: Duration,
@@ -34,12 +36,27 @@ pub struct Passthrough {
 }
 
 impl Passthrough {
-    pub(crate) fn new(opts: Opts, default_db: String, timeout: Duration) -> Self {
+    /// A pass-through that follows `target` (a failover moves it).
+    pub fn new(mut target: watch::Receiver<Arc<Database>>) -> Self {
+        let db = target.borrow_and_update().clone();
         Passthrough {
-            opts,
-            default_db,
-            timeout,
+            target,
+            opts: db.opts.clone(),
+            default_db: db.default_db.clone(),
+            timeout: db.timeouts.write,
             session: None,
+        }
+    }
+
+    /// After a failover, drop the connection to the old primary.
+    fn follow_target(&mut self) {
+        if self.target.has_changed().unwrap_or(false) {
+            let db = self.target.borrow_and_update().clone();
+            self.opts = db.opts.clone();
+            self.default_db = db.default_db.clone();
+            if let Some(s) = self.session.take() {
+                super::discard(Some(s));
+            }
         }
     }
 
@@ -89,6 +106,7 @@ impl Passthrough {
 
     /// The connection, (re)connected if needed and in the client's context.
     async fn connect(&mut self, ctx: &RequestContext) -> Result<&mut Conn, DbError> {
+        self.follow_target();
         if self.session.is_none() {
             let conn = Conn::new(self.opts.clone())
                 .await

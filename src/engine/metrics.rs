@@ -76,7 +76,7 @@ pub fn render(status: &EngineStatus, latencies: &Latencies) -> String {
         out,
         "# HELP sluice_mode 1 for the current mode, 0 for the others.\n# TYPE sluice_mode gauge"
     );
-    for m in ["direct", "buffering", "draining"] {
+    for m in ["direct", "buffering", "draining", "failing_over"] {
         let on = u8::from(status.mode.mode.to_string() == m);
         let _ = writeln!(out, "sluice_mode{{mode=\"{m}\"}} {on}");
     }

@@ -4,11 +4,13 @@
 //! pruner, and decides for every write whether it goes direct or to the queue.
 //!
 //! Tasks it spawns (all under one tracker, stopped by [`Engine::shutdown`]):
-//! the group-commit flusher, the health monitor, the drainer, the pruner.
+//! the group-commit flusher, the health monitor, the drainer, the pruner,
+//! and (with a replica configured) the failover task.
 //! It knows nothing of HTTP or MySQL packets, and only reaches MariaDB
 //! through [`crate::db`].
 
 pub mod drainer;
+pub mod failover;
 pub mod health;
 pub mod metrics;
 pub mod mode;
@@ -25,7 +27,7 @@ use queue::{Queue, QueueError, QueueLimits, QueuedWrite};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use thiserror::Error;
 use tokio::sync::{oneshot, Notify};
@@ -47,6 +49,8 @@ pub struct EngineConfig {
     pub backoff_max: Duration,
     pub ledger_retention: Duration,
     pub prune_interval: Duration,
+    /// Failover to a replica; `None` without one.
+    pub failover: Option<failover::FailoverConfig>,
 }
 
 /// Session settings a client asks for; `None` means the server default.
@@ -122,6 +126,9 @@ pub enum EngineError {
     LedgerUnavailable(String),
     #[error("queue store error: {0}")]
     Store(String),
+    /// A failover command refused (nothing changed), or a target conflict.
+    #[error("{0}")]
+    Failover(String),
 }
 
 impl From<QueueError> for EngineError {
@@ -138,12 +145,23 @@ impl From<QueueError> for EngineError {
     }
 }
 
-/// Persisted engine state: which database writes go to, and the failover
-/// epoch (raised before any failover touches anything).
+/// Persisted engine state: which database writes go to, the failover
+/// epoch (raised before any failover touches anything), a procedure in
+/// progress, and the servers sluice must never write to again.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TargetRecord {
     pub epoch: u64,
     pub address: String,
+    pub procedure: Option<failover::Procedure>,
+    pub fenced: Vec<failover::FencedServer>,
+    pub last_failover_unix: Option<i64>,
+}
+
+/// The record's first layout (epoch and address only).
+#[derive(Deserialize)]
+struct TargetRecordV1 {
+    epoch: u64,
+    address: String,
 }
 
 /// Counters since start.
@@ -163,7 +181,11 @@ pub struct Counters {
 pub(crate) struct Inner {
     cfg: EngineConfig,
     queue: Queue,
-    db: RwLock<Arc<Database>>,
+    /// Where writes go now; fronts' pass-through connections follow it.
+    target_tx: tokio::sync::watch::Sender<Arc<Database>>,
+    servers: Option<failover::Servers>,
+    failover: Mutex<failover::FailoverState>,
+    failover_wake: Notify,
     mode: ModeCell,
     ids: IdGenerator,
     waiters: Mutex<HashMap<WriteId, Vec<oneshot::Sender<WriteStatus>>>>,
@@ -178,7 +200,71 @@ pub(crate) struct Inner {
 
 impl Inner {
     fn db(&self) -> Arc<Database> {
-        self.db.read().unwrap_or_else(|p| p.into_inner()).clone()
+        self.target_tx.borrow().clone()
+    }
+
+    fn target_record(&self) -> TargetRecord {
+        self.target
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    fn failover_state(&self) -> failover::FailoverState {
+        self.failover
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    fn set_failover_error(&self, e: Option<String>) {
+        self.failover
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .last_error = e;
+    }
+
+    /// Persist `rec` (flushed: durable before anything acts on it), then
+    /// make it the engine's record.
+    async fn save_target(&self, rec: TargetRecord) -> Result<(), EngineError> {
+        let store = self.queue.store();
+        let raw = queue::record::encode(&rec).map_err(|e| EngineError::Store(e.to_string()))?;
+        store
+            .insert(Space::Meta, TARGET_KEY, &raw)
+            .map_err(|e| EngineError::Store(e.to_string()))?;
+        store
+            .flush()
+            .await
+            .map_err(|e| EngineError::NotDurable(e.to_string()))?;
+        *self.target.lock().unwrap_or_else(|p| p.into_inner()) = rec;
+        Ok(())
+    }
+
+    async fn save_procedure(&self, p: &failover::Procedure) -> Result<(), EngineError> {
+        let mut rec = self.target_record();
+        rec.procedure = Some(p.clone());
+        self.save_target(rec).await
+    }
+
+    async fn update_fenced(&self, address: &str, f: impl FnOnce(&mut failover::FencedServer)) {
+        let mut rec = self.target_record();
+        if let Some(e) = rec.fenced.iter_mut().find(|e| e.address == address) {
+            f(e);
+            if let Err(e) = self.save_target(rec).await {
+                tracing::error!(error = %e, "cannot persist the fenced server's state");
+            }
+        }
+    }
+
+    /// Send writes, probes and pass-through to `db` from now on.
+    fn retarget(&self, db: Arc<Database>) {
+        self.db().clear_idle();
+        self.target_tx.send_replace(db);
+        self.reset_health();
+    }
+
+    fn reset_health(&self) {
+        *self.health.lock().unwrap_or_else(|p| p.into_inner()) = health::Health::default();
     }
 
     fn notify(&self, id: WriteId, status: &WriteStatus) {
@@ -209,6 +295,7 @@ pub struct EngineStatus {
     pub queue: QueueStatus,
     pub drain: DrainStatus,
     pub target: TargetRecord,
+    pub failover: Option<failover::FailoverStatus>,
     pub counters: HashMap<&'static str, u64>,
 }
 
@@ -230,21 +317,58 @@ pub struct DrainStatus {
 }
 
 impl Engine {
-    /// Open the engine on `store` and `db`, and start its tasks.
+    /// Open the engine on `store`, writing to `db` (or, after a failover
+    /// the store remembers, to `replica`), and start its tasks.
     pub async fn start(
         cfg: EngineConfig,
         store: Arc<dyn QueueStore>,
         db: Database,
+        replica: Option<Database>,
     ) -> Result<Engine, EngineError> {
         let queue = Queue::open(store.clone(), cfg.limits)?;
         let target = load_target(&*store, &db.address())?;
-        let inner = Arc::new(Inner {
-            mode: ModeCell::new(
+        let (servers, current) = match (&cfg.failover, replica) {
+            (Some(fc), Some(replica)) => {
+                let s = failover::Servers {
+                    primary: server(fc, Arc::new(db))?,
+                    replica: server(fc, Arc::new(replica))?,
+                    cfg: fc.clone(),
+                };
+                let current = s.by_address(&target.address).map(|s| s.db.clone()).ok_or_else(|| EngineError::Failover(format!(
+                    "this data directory's sluice writes to {} (failover epoch {}), which is neither db_url nor failover_replica; point one of them at it",
+                    target.address, target.epoch
+                )))?;
+                (Some(s), current)
+            }
+            _ => {
+                if target.address != db.address() {
+                    return Err(EngineError::Failover(format!(
+                        "this data directory's sluice failed over to {} (epoch {}) but db_url names {}: set db_url to the current primary, or configure failover_replica",
+                        target.address, target.epoch, db.address()
+                    )));
+                }
+                (None, Arc::new(db))
+            }
+        };
+        let initial = if target.procedure.is_some() {
+            (
+                Mode::FailingOver,
+                "starting: resuming a failover in progress",
+            )
+        } else {
+            (
                 Mode::Buffering,
                 "starting: waiting for the first healthy probe",
-            ),
+            )
+        };
+        let (target_tx, _) = tokio::sync::watch::channel(current);
+        let inner = Arc::new(Inner {
+            mode: ModeCell::new(initial.0, initial.1),
             queue,
-            db: RwLock::new(Arc::new(db)),
+            target_tx,
+            servers,
+            failover: Mutex::new(failover::FailoverState::default()),
+            failover_wake: Notify::new(),
             ids: IdGenerator::default(),
             waiters: Mutex::new(HashMap::new()),
             health: Mutex::new(health::Health::default()),
@@ -263,6 +387,7 @@ impl Engine {
         tasks.spawn(health::run(inner.clone(), stop.clone()));
         tasks.spawn(drainer::run(inner.clone(), stop.clone()));
         tasks.spawn(drainer::prune(inner.clone(), stop.clone()));
+        tasks.spawn(failover::run(inner.clone(), stop.clone()));
         tasks.close();
         let stats = inner.queue.stats();
         tracing::info!(
@@ -526,8 +651,20 @@ impl Engine {
 
     /// A pass-through connection to the current primary, for statements a
     /// front forwards rather than buffers (reads, DDL, session statements).
+    /// It follows the target across a failover.
     pub fn passthrough(&self) -> crate::db::passthrough::Passthrough {
-        self.inner.db().passthrough()
+        crate::db::passthrough::Passthrough::new(self.inner.target_tx.subscribe())
+    }
+
+    /// An operator's failover to the replica (a planned switchover when the
+    /// primary is reachable). Returns once the procedure has started.
+    pub async fn failover(&self) -> Result<failover::Procedure, EngineError> {
+        failover::command(&self.inner, false).await
+    }
+
+    /// An operator's failback to the configured primary.
+    pub async fn failback(&self) -> Result<failover::Procedure, EngineError> {
+        failover::command(&self.inner, true).await
     }
 
     /// Subscribe to mode changes.
@@ -574,11 +711,8 @@ impl Engine {
                 paused: inner.paused.load(Ordering::Relaxed),
                 batch_size: inner.drain_batch.load(Ordering::Relaxed),
             },
-            target: inner
-                .target
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .clone(),
+            target: inner.target_record(),
+            failover: failover::status(inner),
             counters,
         }
     }
@@ -658,14 +792,40 @@ fn request_fingerprint(req: &WriteRequest) -> u64 {
     index::fingerprint(&bytes)
 }
 
+const TARGET_KEY: &[u8] = b"target";
+
+fn server(
+    fc: &failover::FailoverConfig,
+    db: Arc<Database>,
+) -> Result<failover::Server, EngineError> {
+    let admin = crate::db::admin::AdminConn::new(
+        db.url(),
+        &fc.admin_user,
+        &fc.admin_password,
+        fc.admin_timeout,
+    )
+    .map_err(EngineError::Invalid)?;
+    Ok(failover::Server { db, admin })
+}
+
 fn load_target(store: &dyn QueueStore, address: &str) -> Result<TargetRecord, EngineError> {
-    let key = b"target";
-    if let Some(raw) = store
-        .get(Space::Meta, key)
-        .map_err(|e| EngineError::Store(e.to_string()))?
-    {
-        let rec: TargetRecord =
-            queue::record::decode(&raw).map_err(|e| EngineError::Store(e.to_string()))?;
+    let stored = store
+        .get(Space::Meta, TARGET_KEY)
+        .map_err(|e| EngineError::Store(e.to_string()))?;
+    if let Some(raw) = stored {
+        let rec = match queue::record::decode::<TargetRecord>(&raw) {
+            Ok(rec) => rec,
+            Err(e) => match queue::record::decode::<TargetRecordV1>(&raw) {
+                Ok(v1) => TargetRecord {
+                    epoch: v1.epoch,
+                    address: v1.address,
+                    procedure: None,
+                    fenced: Vec::new(),
+                    last_failover_unix: None,
+                },
+                Err(_) => return Err(EngineError::Store(e.to_string())),
+            },
+        };
         if rec.epoch > 0 {
             return Ok(rec);
         }
@@ -673,10 +833,13 @@ fn load_target(store: &dyn QueueStore, address: &str) -> Result<TargetRecord, En
     let rec = TargetRecord {
         epoch: 0,
         address: address.to_string(),
+        procedure: None,
+        fenced: Vec::new(),
+        last_failover_unix: None,
     };
     let raw = queue::record::encode(&rec).map_err(|e| EngineError::Store(e.to_string()))?;
     store
-        .insert(Space::Meta, key, &raw)
+        .insert(Space::Meta, TARGET_KEY, &raw)
         .map_err(|e| EngineError::Store(e.to_string()))?;
     Ok(rec)
 }

@@ -1,4 +1,5 @@
-//! The mode state machine: `direct` → `buffering` → `draining` → `direct`.
+//! The mode state machine: `direct` → `buffering` → `draining` → `direct`,
+//! and `failing_over` (from any mode) → `buffering` on the new primary.
 //! Every transition is decided in [`next`], in one `match`, and applied in
 //! [`ModeCell::apply`], which logs it with its reason.
 //!
@@ -24,6 +25,9 @@ pub enum Mode {
     /// Primary healthy again, queue not yet empty: the drainer applies the
     /// queue; new writes still go to its back.
     Draining,
+    /// A failover or switchover is under way: writes go to the queue, nothing
+    /// is drained, and the old primary is never written to again.
+    FailingOver,
 }
 
 impl fmt::Display for Mode {
@@ -32,6 +36,7 @@ impl fmt::Display for Mode {
             Mode::Direct => "direct",
             Mode::Buffering => "buffering",
             Mode::Draining => "draining",
+            Mode::FailingOver => "failing_over",
         })
     }
 }
@@ -50,12 +55,21 @@ pub enum Event {
     DrainFailed(String),
     /// The drainer found the queue empty (checked under the write lock).
     QueueEmpty,
+    /// A failover procedure began (the epoch is already persisted).
+    FailoverStarted(String),
+    /// The new primary is promoted and is the target: buffer until it
+    /// answers probes, then drain there.
+    FailoverDone(String),
 }
 
 /// The transition table. `None`: stay.
 pub fn next(mode: Mode, event: &Event) -> Option<(Mode, String)> {
     use Event::*;
     match (mode, event) {
+        // Any mode => FailingOver; only the procedure's end leaves it.
+        (Mode::FailingOver, FailoverDone(r)) => Some((Mode::Buffering, r.clone())),
+        (Mode::FailingOver, _) => None,
+        (_, FailoverStarted(r)) => Some((Mode::FailingOver, r.clone())),
         // Direct => Buffering: the primary stopped answering.
         (Mode::Direct, WriteFailed(r)) => Some((Mode::Buffering, format!("a write failed: {r}"))),
         (Mode::Direct, ProbeFailed(r)) => {
@@ -211,6 +225,32 @@ mod tests {
             }
         )
         .is_none());
+        for m in [Mode::Direct, Mode::Buffering, Mode::Draining] {
+            assert_eq!(
+                next(m, &Event::FailoverStarted("x".into())).unwrap().0,
+                Mode::FailingOver
+            );
+            assert!(next(m, &Event::FailoverDone("x".into())).is_none());
+        }
+        // Nothing but the procedure's end leaves FailingOver: not a healthy
+        // probe (of a replica not yet promoted), not an empty queue.
+        for e in [
+            Event::ProbeHealthy {
+                consecutive: 9,
+                needed: 1,
+            },
+            Event::QueueEmpty,
+            Event::ProbeFailed("x".into()),
+            Event::FailoverStarted("x".into()),
+        ] {
+            assert!(next(Mode::FailingOver, &e).is_none());
+        }
+        assert_eq!(
+            next(Mode::FailingOver, &Event::FailoverDone("x".into()))
+                .unwrap()
+                .0,
+            Mode::Buffering
+        );
     }
 
     #[test]

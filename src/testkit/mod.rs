@@ -7,6 +7,10 @@
 //! block commits (BACKUP STAGE BLOCK_COMMIT). At most four instances run at
 //! once per process (a 2-core machine). The system MariaDB on port 3306 is
 //! never touched.
+//!
+//! Replication: [`replicated_pair`] starts a primary and a GTID replica with
+//! fast failure detection; [`TcpRelay`] stands between sluice and a server
+//! to cut the network path of sluice alone (a partition).
 
 use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, Opts};
@@ -358,6 +362,137 @@ impl MariaDb {
             conn: Some(c),
             release: "BACKUP STAGE END",
         })
+    }
+}
+
+/// `mariadbd` options of a server in a replication pair: binlog with GTIDs,
+/// and failure detection in about two seconds.
+pub fn replication_options(server_id: u32) -> Vec<String> {
+    vec![
+        "--log-bin=mb".into(),
+        format!("--server-id={server_id}"),
+        "--log-slave-updates".into(),
+        "--slave-net-timeout=2".into(),
+    ]
+}
+
+/// A primary and an asynchronous GTID replica of it (`read_only`).
+pub async fn replicated_pair() -> Result<(MariaDb, MariaDb), TestkitError> {
+    let p_opts = replication_options(1);
+    let r_opts = replication_options(2);
+    let p: Vec<&str> = p_opts.iter().map(String::as_str).collect();
+    let r: Vec<&str> = r_opts.iter().map(String::as_str).collect();
+    let primary = MariaDb::start_with(&p).await?;
+    let replica = MariaDb::start_with(&r).await?;
+    replica.replicate_from(primary.port()).await?;
+    Ok((primary, replica))
+}
+
+impl MariaDb {
+    /// Become a `read_only` replica of the server on `port` (GTID, heartbeat
+    /// 0.5 s, reconnect every second), and wait for the IO thread to connect.
+    pub async fn replicate_from(&self, port: u16) -> Result<(), TestkitError> {
+        self.exec(&format!(
+            "SET GLOBAL read_only = 1; STOP SLAVE; \
+             CHANGE MASTER TO MASTER_HOST='127.0.0.1', MASTER_PORT={port}, MASTER_USER='root', \
+             MASTER_PASSWORD='', MASTER_USE_GTID=current_pos, MASTER_HEARTBEAT_PERIOD=0.5, \
+             MASTER_CONNECT_RETRY=1; START SLAVE"
+        ))
+        .await?;
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if self.replica_io().await?.as_deref() == Some("Yes") {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                return Err(TestkitError::Setup(format!(
+                    "replication from port {port} did not start"
+                )));
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// `Slave_IO_Running` (`None`: not a replica).
+    pub async fn replica_io(&self) -> Result<Option<String>, TestkitError> {
+        let mut c = self.root().await?;
+        let row: Option<mysql_async::Row> = c.query_first("SHOW SLAVE STATUS").await?;
+        c.disconnect().await?;
+        Ok(row.and_then(|r| r.get::<String, _>("Slave_IO_Running")))
+    }
+
+    /// Wait until this server has applied everything `primary` committed.
+    pub async fn catch_up_with(&self, primary: &MariaDb) -> Result<(), TestkitError> {
+        let pos = primary
+            .query_strings("SELECT @@gtid_binlog_pos")
+            .await?
+            .pop()
+            .flatten()
+            .unwrap_or_default();
+        let r = self
+            .query_strings(&format!("SELECT MASTER_GTID_WAIT('{pos}', 20)"))
+            .await?;
+        match r.first().cloned().flatten().as_deref() {
+            Some("0") => Ok(()),
+            other => Err(TestkitError::Setup(format!(
+                "replica did not reach {pos}: {other:?}"
+            ))),
+        }
+    }
+}
+
+/// A TCP relay to a local port whose path can be cut: while cut, every
+/// connection through it (open or new) hangs, as in a network partition.
+/// Healing drops the hung connections and relays again.
+pub struct TcpRelay {
+    port: u16,
+    cut: tokio::sync::watch::Sender<bool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl TcpRelay {
+    pub async fn start(target_port: u16) -> Result<TcpRelay, TestkitError> {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let port = listener.local_addr()?.port();
+        let (cut, rx) = tokio::sync::watch::channel(false);
+        let task = tokio::spawn(async move {
+            while let Ok((mut client, _)) = listener.accept().await {
+                let mut rx = rx.clone();
+                tokio::spawn(async move {
+                    if !*rx.borrow() {
+                        if let Ok(mut server) =
+                            tokio::net::TcpStream::connect(("127.0.0.1", target_port)).await
+                        {
+                            tokio::select! {
+                                _ = tokio::io::copy_bidirectional(&mut client, &mut server) => return,
+                                _ = rx.wait_for(|c| *c) => {}
+                            }
+                        }
+                    }
+                    // Cut: hold the connection silent until healed, then drop it.
+                    let _ = rx.wait_for(|c| !*c).await;
+                });
+            }
+        });
+        Ok(TcpRelay { port, cut, task })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn cut(&self) {
+        self.cut.send_replace(true);
+    }
+
+    pub fn heal(&self) {
+        self.cut.send_replace(false);
+    }
+}
+
+impl Drop for TcpRelay {
+    fn drop(&mut self) {
+        self.task.abort();
     }
 }
 

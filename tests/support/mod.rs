@@ -159,15 +159,15 @@ where
     }
 }
 
-/// A MariaDB with table `app.t (id auto-increment, client, seq, v, at)`.
+/// The test table: `app.t (id auto-increment, client, seq, v, at)`.
+pub const TABLE_T: &str =
+    "CREATE TABLE t (id BIGINT AUTO_INCREMENT PRIMARY KEY, client INT NOT NULL, \
+     seq INT NOT NULL, v VARCHAR(64), at DATETIME(6) NULL, KEY cs (client, seq)) ENGINE=InnoDB";
+
+/// A MariaDB with table `t`.
 pub async fn mariadb_with_table() -> MariaDb {
     let db = MariaDb::start().await.expect("mariadb starts");
-    db.exec(
-        "CREATE TABLE t (id BIGINT AUTO_INCREMENT PRIMARY KEY, client INT NOT NULL, seq INT NOT NULL, \
-         v VARCHAR(64), at DATETIME(6) NULL, KEY cs (client, seq)) ENGINE=InnoDB",
-    )
-    .await
-    .expect("table created");
+    db.exec(TABLE_T).await.expect("table created");
     db
 }
 
@@ -202,12 +202,23 @@ pub async fn rows(db: &MariaDb) -> Vec<(u32, u32)> {
 pub struct SluiceProcess {
     child: Option<std::process::Child>,
     args: Vec<String>,
+    /// Environment of the next start (e.g. `SLUICE_FAILPOINT`).
+    pub env: Vec<(String, String)>,
     pub base: String,
     pub http: reqwest::Client,
 }
 
 impl SluiceProcess {
     pub async fn spawn(db_url: &str, data_dir: &Path, extra: &[&str]) -> SluiceProcess {
+        Self::spawn_env(db_url, data_dir, extra, &[]).await
+    }
+
+    pub async fn spawn_env(
+        db_url: &str,
+        data_dir: &Path,
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> SluiceProcess {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
@@ -230,6 +241,10 @@ impl SluiceProcess {
         let mut p = SluiceProcess {
             child: None,
             args,
+            env: env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
             base: format!("http://127.0.0.1:{port}"),
             http: reqwest::Client::builder()
                 .timeout(Duration::from_secs(10))
@@ -243,6 +258,7 @@ impl SluiceProcess {
     async fn start(&mut self) {
         let child = std::process::Command::new(env!("CARGO_BIN_EXE_sluice"))
             .args(&self.args)
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdin(std::process::Stdio::null())
             .spawn()
             .expect("sluice binary starts");
@@ -308,5 +324,113 @@ impl SluiceProcess {
 impl Drop for SluiceProcess {
     fn drop(&mut self) {
         self.kill9();
+    }
+}
+
+/// HTTP clients writing `INSERT INTO t (client, seq)` in a loop, each write
+/// retried under its idempotency key until sluice answers (200 or 202), as
+/// a careful client would across a crash or a failover.
+pub struct Writers {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+    /// (client, seq, write id) of every acknowledged write.
+    pub acked: std::sync::Arc<std::sync::Mutex<Vec<(u32, u32, String)>>>,
+}
+
+impl Writers {
+    pub fn start(base: &str, clients: u32, pause: Duration) -> Writers {
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let acked: std::sync::Arc<std::sync::Mutex<Vec<(u32, u32, String)>>> = Default::default();
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(5))
+            .build()
+            .unwrap();
+        let tasks = (0..clients)
+            .map(|c| {
+                let (http, base, stop, acked) =
+                    (http.clone(), base.to_string(), stop.clone(), acked.clone());
+                tokio::spawn(async move {
+                    let mut seq = 0u32;
+                    while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                        let body = json!({
+                            "sql": "INSERT INTO t (client, seq) VALUES (?, ?)",
+                            "params": [c, seq],
+                            "wait_ms": 100,
+                        });
+                        let id = loop {
+                            let r = http
+                                .post(format!("{base}/v1/writes"))
+                                .header("Idempotency-Key", format!("c{c}-{seq}"))
+                                .json(&body)
+                                .send()
+                                .await;
+                            if let Ok(resp) = r {
+                                let code = resp.status().as_u16();
+                                let v: Value = resp.json().await.unwrap_or(Value::Null);
+                                match code {
+                                    200 | 202 => break v["id"].as_str().unwrap_or("").to_string(),
+                                    503 => {}
+                                    _ => panic!("client {c} seq {seq}: unexpected {code} {v}"),
+                                }
+                            }
+                            tokio::time::sleep(Duration::from_millis(20)).await;
+                        };
+                        acked.lock().unwrap().push((c, seq, id));
+                        seq += 1;
+                        tokio::time::sleep(pause).await;
+                    }
+                })
+            })
+            .collect();
+        Writers { stop, tasks, acked }
+    }
+
+    pub fn count(&self) -> usize {
+        self.acked.lock().unwrap().len()
+    }
+
+    /// Wait until `n` more writes are acknowledged.
+    pub async fn wait_more(&self, n: usize, within: Duration) {
+        let target = self.count() + n;
+        eventually("more acknowledged writes", within, || async {
+            (self.count() >= target).then_some(())
+        })
+        .await
+    }
+
+    pub async fn stop(self) -> Vec<(u32, u32, String)> {
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        for t in self.tasks {
+            t.await.expect("writer task");
+        }
+        let acked = self.acked.lock().unwrap().clone();
+        acked
+    }
+}
+
+/// Every acknowledged write is in `db` exactly once (unless its id is in
+/// `excused`), nothing is in twice, and each client's rows are in its order.
+pub async fn assert_exactly_once(
+    db: &MariaDb,
+    acked: &[(u32, u32, String)],
+    excused: &std::collections::HashSet<String>,
+) {
+    let rows = rows(db).await;
+    let mut seen = std::collections::HashMap::new();
+    for r in &rows {
+        *seen.entry(*r).or_insert(0u32) += 1;
+    }
+    let twice: Vec<_> = seen.iter().filter(|(_, n)| **n > 1).collect();
+    assert!(twice.is_empty(), "written twice: {twice:?}");
+    let lost: Vec<_> = acked
+        .iter()
+        .filter(|(c, s, id)| !seen.contains_key(&(*c, *s)) && !excused.contains(id))
+        .collect();
+    assert!(lost.is_empty(), "acknowledged but missing: {lost:?}");
+    let mut last: std::collections::HashMap<u32, u32> = Default::default();
+    for (c, s) in rows {
+        if let Some(prev) = last.insert(c, s) {
+            assert!(s > prev, "client {c}: seq {s} applied after {prev}");
+        }
     }
 }

@@ -1,5 +1,6 @@
 //! The admin API, `/admin/v1` (used by the `sluice` CLI): status, the queued
-//! writes and the dead letters (paged by sequence), and drain pause/resume.
+//! writes and the dead letters (paged by sequence), drain pause/resume, and
+//! failover/failback.
 //! Commands return data; rendering for people is the CLI's job.
 
 use super::rescue::{rescue, ApiError};
@@ -106,4 +107,50 @@ pub async fn pause(State(s): State<AppState>) -> Response {
 pub async fn resume(State(s): State<AppState>) -> Response {
     s.engine.set_drain_paused(false);
     Json(json!({ "paused": false })).into_response()
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct FailoverBody {
+    to: Option<String>,
+}
+
+/// Start a failover to the replica (`{"to": "replica"}`, the only target).
+pub async fn failover(State(s): State<AppState>, body: axum::body::Bytes) -> Response {
+    let body: FailoverBody = if body.iter().all(u8::is_ascii_whitespace) {
+        FailoverBody::default()
+    } else {
+        match serde_json::from_slice(&body) {
+            Ok(b) => b,
+            Err(e) => {
+                return ApiError::bad_request(format!(
+                    "bad request body: {e}; expected {{\"to\": \"replica\"}} or nothing"
+                ))
+                .into_response()
+            }
+        }
+    };
+    if let Some(to) = body.to.as_deref().filter(|t| *t != "replica") {
+        return ApiError::bad_request(format!(
+            "cannot fail over to {to:?}: the only failover target is \"replica\" (use failback to return to the primary)"
+        ))
+        .into_response();
+    }
+    started(s.engine.failover().await)
+}
+
+/// Start a failback to the configured primary.
+pub async fn failback(State(s): State<AppState>) -> Response {
+    started(s.engine.failback().await)
+}
+
+fn started(r: Result<crate::engine::failover::Procedure, crate::engine::EngineError>) -> Response {
+    match r {
+        Ok(p) => (
+            axum::http::StatusCode::ACCEPTED,
+            Json(json!({ "procedure": p })),
+        )
+            .into_response(),
+        Err(e) => rescue(e).into_response(),
+    }
 }

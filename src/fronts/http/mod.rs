@@ -54,6 +54,8 @@ pub fn router(state: AppState) -> Router {
         .route("/dead", get(admin::dead))
         .route("/drain/pause", post(admin::pause))
         .route("/drain/resume", post(admin::resume))
+        .route("/failover", post(admin::failover))
+        .route("/failback", post(admin::failback))
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             auth::require_admin,

@@ -111,5 +111,6 @@ pub fn rescue(e: EngineError) -> ApiError {
             "store_error",
             e.to_string(),
         ),
+        EngineError::Failover(m) => ApiError::new(StatusCode::CONFLICT, "failover_refused", m),
     }
 }

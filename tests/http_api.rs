@@ -237,9 +237,7 @@ async fn a_full_queue_refuses_clearly_and_loses_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_replay_means_the_same_thing() {
     let db = mariadb_with_table().await;
-    let dir = tempfile::tempdir().unwrap();
-    let s = Sluice::start(raw_config(&db.app_url(), dir.path())).await;
-    s.wait_mode("direct", Duration::from_secs(10)).await;
+    let (s, _dir) = direct_sluice(&db).await;
     db.pause();
     s.wait_mode("buffering", Duration::from_secs(5)).await;
     let asynchronous = [("Prefer", "respond-async")];
@@ -336,6 +334,8 @@ async fn the_openapi_description_matches_the_running_server() {
     check("/v1/writes/{id}", "get", code, &body);
     let (code, body) = s.get("/v1/status").await;
     check("/v1/status", "get", code, &body);
+    let (code, body) = s.get("/v1/status/history").await;
+    check("/v1/status/history", "get", code, &body);
     let (code, body) = s.get("/healthz").await;
     check("/healthz", "get", code, &body);
     let metrics = s

@@ -8,14 +8,14 @@ use std::time::Duration;
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct AdminArgs {
-    /// Base URL of the running sluice's HTTP API.
-    #[arg(
-        long,
-        env = "SLUICE_URL",
-        default_value = "http://127.0.0.1:8080",
-        global = true
-    )]
-    pub url: String,
+    /// Base URL of the running sluice's HTTP API [default: from --config's
+    /// http_listen, else http://127.0.0.1:8080].
+    #[arg(long, env = "SLUICE_URL", global = true)]
+    pub url: Option<String>,
+    /// sluice's TOML config file: the address and an admin token are taken
+    /// from it when not given otherwise.
+    #[arg(long, env = "SLUICE_CONFIG", global = true)]
+    pub config: Option<std::path::PathBuf>,
     /// An admin token (one of the server's admin_tokens).
     #[arg(
         long,
@@ -39,38 +39,72 @@ pub struct PageArgs {
     pub limit: usize,
 }
 
-async fn call(args: &AdminArgs, method: reqwest::Method, path: &str) -> anyhow::Result<Value> {
-    call_with(args, method, path, None).await
+impl AdminArgs {
+    /// The base URL and token: flags and environment first, then the config
+    /// file, then the default address.
+    pub fn endpoint(&self) -> anyhow::Result<(String, Option<String>)> {
+        let file = match &self.config {
+            Some(p) => Some(crate::config::RawConfig::from_file(p)?),
+            None => None,
+        };
+        let url = self.url.clone().or_else(|| {
+            let listen: std::net::SocketAddr = file.as_ref()?.http_listen.as_ref()?.parse().ok()?;
+            let host = if listen.ip().is_unspecified() {
+                "127.0.0.1".to_string()
+            } else {
+                listen.ip().to_string()
+            };
+            Some(format!("http://{host}:{}", listen.port()))
+        });
+        let token = self.token.clone().or_else(|| {
+            file.as_ref()?
+                .admin_tokens
+                .as_ref()?
+                .split(',')
+                .map(str::trim)
+                .find(|t| !t.is_empty())
+                .map(str::to_string)
+        });
+        Ok((
+            url.unwrap_or_else(|| "http://127.0.0.1:8080".into())
+                .trim_end_matches('/')
+                .to_string(),
+            token,
+        ))
+    }
+
+    /// A request to the admin API, with the token.
+    pub fn request(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        timeout: Option<Duration>,
+    ) -> anyhow::Result<(reqwest::RequestBuilder, String)> {
+        let (base, token) = self.endpoint()?;
+        let mut http = reqwest::Client::builder();
+        if let Some(t) = timeout {
+            http = http.timeout(t);
+        }
+        let mut rb = http
+            .build()?
+            .request(method, format!("{base}/admin/v1{path}"));
+        if let Some(t) = &token {
+            rb = rb.bearer_auth(t);
+        }
+        Ok((rb, base))
+    }
 }
 
-async fn call_with(
-    args: &AdminArgs,
-    method: reqwest::Method,
-    path: &str,
-    body: Option<&Value>,
-) -> anyhow::Result<Value> {
-    let url = format!("{}/admin/v1{path}", args.url.trim_end_matches('/'));
-    let http = reqwest::Client::builder()
-        .timeout(Duration::from_secs(10))
-        .build()?;
-    let mut rb = http.request(method, &url);
-    if let Some(t) = &args.token {
-        rb = rb.bearer_auth(t);
-    }
-    if let Some(b) = body {
-        rb = rb.json(b);
-    }
+/// Send `rb`; a clear error when sluice is unreachable or refuses.
+pub async fn send(rb: reqwest::RequestBuilder, base: &str) -> anyhow::Result<reqwest::Response> {
     let resp = rb.send().await.with_context(|| {
-        format!(
-            "cannot reach sluice at {} (is it running? set --url or SLUICE_URL)",
-            args.url
-        )
+        format!("cannot reach sluice at {base} (is it running? set --url or SLUICE_URL)")
     })?;
     let status = resp.status();
-    let body: Value = resp.json().await.unwrap_or(Value::Null);
     if status.is_success() {
-        return Ok(body);
+        return Ok(resp);
     }
+    let body: Value = resp.json().await.unwrap_or(Value::Null);
     let msg = body["error"]["message"]
         .as_str()
         .unwrap_or("no message")
@@ -82,8 +116,25 @@ async fn call_with(
     }
 }
 
+pub async fn call(args: &AdminArgs, method: reqwest::Method, path: &str) -> anyhow::Result<Value> {
+    call_with(args, method, path, None).await
+}
+
+async fn call_with(
+    args: &AdminArgs,
+    method: reqwest::Method,
+    path: &str,
+    body: Option<&Value>,
+) -> anyhow::Result<Value> {
+    let (mut rb, base) = args.request(method, path, Some(Duration::from_secs(10)))?;
+    if let Some(b) = body {
+        rb = rb.json(b);
+    }
+    Ok(send(rb, &base).await?.json().await.unwrap_or(Value::Null))
+}
+
 /// Print rows as aligned columns.
-fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
+pub fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
     let mut widths: Vec<usize> = headers.iter().map(|h| h.len()).collect();
     for r in rows {
         for (i, c) in r.iter().enumerate() {
@@ -109,7 +160,7 @@ fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
     out
 }
 
-fn short(s: &str, n: usize) -> String {
+pub fn short(s: &str, n: usize) -> String {
     let one_line = s.split_whitespace().collect::<Vec<_>>().join(" ");
     if one_line.chars().count() <= n {
         one_line
@@ -118,7 +169,7 @@ fn short(s: &str, n: usize) -> String {
     }
 }
 
-fn text(v: &Value) -> String {
+pub fn text(v: &Value) -> String {
     match v {
         Value::Null => "-".into(),
         Value::String(s) => s.clone(),
@@ -178,12 +229,14 @@ pub async fn status(args: &AdminArgs) -> anyhow::Result<()> {
         vec![
             "drain".into(),
             format!(
-                "{}, batch size {}",
+                "{}, {:.0} writes/s, time to empty {}, batch size {}",
                 if s["drain"]["paused"] == true {
                     "PAUSED"
                 } else {
                     "running"
                 },
+                s["drain"]["drain_per_second"].as_f64().unwrap_or(0.0),
+                super::queue::eta(&s["drain"]["eta_seconds"]),
                 text(&s["drain"]["batch_size"])
             ),
         ],
@@ -197,15 +250,17 @@ pub async fn status(args: &AdminArgs) -> anyhow::Result<()> {
             ),
         ],
     ]);
-    print!(
-        "{}",
-        table(&["", ""], &rows)
-            .lines()
-            .skip(1)
-            .map(|l| format!("{l}\n"))
-            .collect::<String>()
-    );
+    print!("{}", pairs(&rows));
     Ok(())
+}
+
+/// Label/value rows, aligned, without a header line.
+pub fn pairs(rows: &[Vec<String>]) -> String {
+    table(&["", ""], rows)
+        .lines()
+        .skip(1)
+        .map(|l| format!("{l}\n"))
+        .collect()
 }
 
 /// Fetch one page of `path` and print it as a table (or JSON).
@@ -240,26 +295,7 @@ async fn list(
     Ok(())
 }
 
-pub async fn queue_list(args: &AdminArgs, page: &PageArgs) -> anyhow::Result<()> {
-    let row = |w: &Value| {
-        vec![
-            text(&w["seq"]),
-            text(&w["id"]),
-            text(&w["accepted_at"]),
-            text(&w["attempts"]),
-            if w["outcome_unknown"] == true {
-                "unknown".into()
-            } else {
-                "-".into()
-            },
-            short(w["statements"][0].as_str().unwrap_or(""), 60),
-        ]
-    };
-    let headers = ["SEQ", "ID", "ACCEPTED", "ATTEMPTS", "OUTCOME", "STATEMENT"];
-    list(args, page, "/queue", &headers, row, "the queue is empty").await
-}
-
-pub async fn dead_list(args: &AdminArgs, page: &PageArgs) -> anyhow::Result<()> {
+async fn dead_list(args: &AdminArgs, page: &PageArgs) -> anyhow::Result<()> {
     let row = |w: &Value| {
         vec![
             text(&w["seq"]),
@@ -272,6 +308,67 @@ pub async fn dead_list(args: &AdminArgs, page: &PageArgs) -> anyhow::Result<()> 
     };
     let headers = ["SEQ", "ID", "DIED", "ERRNO", "ERROR", "STATEMENT"];
     list(args, page, "/dead", &headers, row, "no dead letters").await
+}
+
+/// `sluice dead list | show | retry | drop`.
+pub async fn dead(command: super::DeadCommand, args: &AdminArgs) -> anyhow::Result<()> {
+    use super::DeadCommand;
+    let path = |r: &str| format!("/dead/{}", r.replace('/', "%2F"));
+    match command {
+        DeadCommand::List(p) => dead_list(args, &p).await,
+        DeadCommand::Show { reference } => {
+            let v = call(args, reqwest::Method::GET, &path(&reference)).await?;
+            if args.json {
+                println!("{}", serde_json::to_string_pretty(&v)?);
+            } else {
+                print!("{}", super::queue::show_table(&v));
+            }
+            Ok(())
+        }
+        DeadCommand::Retry { reference } => {
+            let v = call(
+                args,
+                reqwest::Method::POST,
+                &format!("{}/retry", path(&reference)),
+            )
+            .await?;
+            if args.json {
+                println!("{v}");
+            } else if v["status"] == "applied" {
+                println!("write {} applied; it left the dead letters", text(&v["id"]));
+            } else {
+                println!(
+                    "write {} queued again (at the back of the queue); it left the dead letters",
+                    text(&v["id"])
+                );
+            }
+            Ok(())
+        }
+        DeadCommand::Drop { reference, yes } => {
+            let v = call(args, reqwest::Method::GET, &path(&reference)).await?;
+            if !yes {
+                eprint!(
+                    "drop dead letter {} (write {}, {}) for good? It is never applied. [y/N] ",
+                    text(&v["seq"]),
+                    text(&v["id"]),
+                    short(v["statements"][0].as_str().unwrap_or(""), 60)
+                );
+                let mut answer = String::new();
+                std::io::stdin().read_line(&mut answer)?;
+                if !matches!(answer.trim(), "y" | "Y" | "yes") {
+                    bail!("not dropped: answer y, or pass --yes");
+                }
+            }
+            let seq = text(&v["seq"]);
+            let r = call(args, reqwest::Method::DELETE, &path(&seq)).await?;
+            if args.json {
+                println!("{r}");
+            } else {
+                println!("dead letter {seq} (write {}) dropped", text(&r["dropped"]));
+            }
+            Ok(())
+        }
+    }
 }
 
 pub async fn drain(args: &AdminArgs, pause: bool) -> anyhow::Result<()> {

@@ -4,6 +4,7 @@
 
 pub mod admin;
 pub mod demo;
+pub mod queue;
 
 use crate::config::{Config, RawConfig};
 use anyhow::Context;
@@ -26,10 +27,11 @@ pub enum Command {
     Demo(demo::DemoArgs),
     /// Show a running sluice's mode, primary health, queue and drain.
     Status(admin::AdminArgs),
-    /// Look at the queued writes.
+    /// Look at the queued writes (from a running sluice, or a stopped one's
+    /// data directory).
     Queue {
         #[command(subcommand)]
-        command: QueueCommand,
+        command: queue::QueueCommand,
         #[command(flatten)]
         admin: admin::AdminArgs,
     },
@@ -77,15 +79,21 @@ pub enum Command {
 }
 
 #[derive(Debug, Subcommand)]
-pub enum QueueCommand {
-    /// List queued writes in order.
-    List(admin::PageArgs),
-}
-
-#[derive(Debug, Subcommand)]
 pub enum DeadCommand {
     /// List dead letters, oldest first.
     List(admin::PageArgs),
+    /// Show one dead letter (by sequence number or write id) with its error.
+    Show { reference: String },
+    /// Apply a dead letter again (now if sluice is direct, else at the back
+    /// of the queue); it leaves the list only once applied or queued.
+    Retry { reference: String },
+    /// Drop a dead letter for good.
+    Drop {
+        reference: String,
+        /// Do not ask for confirmation.
+        #[arg(long)]
+        yes: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -148,14 +156,8 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Status(a) => block_on(admin::status(&a)),
-        Command::Queue {
-            command: QueueCommand::List(p),
-            admin: a,
-        } => block_on(admin::queue_list(&a, &p)),
-        Command::Dead {
-            command: DeadCommand::List(p),
-            admin: a,
-        } => block_on(admin::dead_list(&a, &p)),
+        Command::Queue { command, admin: a } => block_on(queue::run(command, a)),
+        Command::Dead { command, admin: a } => block_on(admin::dead(command, &a)),
         Command::Drain { command, admin: a } => {
             block_on(admin::drain(&a, matches!(command, DrainCommand::Pause)))
         }

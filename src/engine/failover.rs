@@ -340,6 +340,10 @@ async fn begin(
         unreplicated_total: 0,
     });
     inner.save_target(rec).await?;
+    inner
+        .counters
+        .failovers
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     tracing::warn!(epoch, %from, to = %procedure.to, ?kind, %reason, "failover started");
     inner.mode.apply(Event::FailoverStarted(format!(
         "failover to {} (epoch {epoch}): {reason}",

@@ -165,6 +165,20 @@ pub fn render(status: &EngineStatus, latencies: &Latencies) -> String {
         "Failover epoch.",
         status.target.epoch,
     );
+    metric(
+        &mut out,
+        "sluice_fenced_servers",
+        "gauge",
+        "Old primaries sluice will not write to.",
+        status.target.fenced.len(),
+    );
+    metric(
+        &mut out,
+        "sluice_drain_rate_writes_per_second",
+        "gauge",
+        "Queued writes applied per second over the last ten seconds.",
+        status.drain.rates.drain_per_second,
+    );
     let c = |k: &str| status.counters.get(k).copied().unwrap_or(0);
     for (name, key, help) in [
         (
@@ -208,6 +222,11 @@ pub fn render(status: &EngineStatus, latencies: &Latencies) -> String {
             "Health probes that failed.",
         ),
         ("sluice_probes_total", "probes", "Health probes run."),
+        (
+            "sluice_failovers_total",
+            "failovers",
+            "Failover procedures started (automatic, manual and failback).",
+        ),
     ] {
         metric(&mut out, name, "counter", help, c(key));
     }

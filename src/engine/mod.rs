@@ -12,6 +12,7 @@
 pub mod drainer;
 pub mod failover;
 pub mod health;
+pub mod history;
 pub mod metrics;
 pub mod mode;
 pub mod pacing;
@@ -126,6 +127,8 @@ pub enum EngineError {
     LedgerUnavailable(String),
     #[error("queue store error: {0}")]
     Store(String),
+    #[error("{0}")]
+    NotFound(String),
     /// A failover command refused (nothing changed), or a target conflict.
     #[error("{0}")]
     Failover(String),
@@ -176,6 +179,7 @@ pub struct Counters {
     pub ledger_pruned: AtomicU64,
     pub probes: AtomicU64,
     pub probes_failed: AtomicU64,
+    pub failovers: AtomicU64,
 }
 
 pub(crate) struct Inner {
@@ -196,6 +200,7 @@ pub(crate) struct Inner {
     counters: Counters,
     latencies: metrics::Latencies,
     drain_batch: AtomicU64,
+    history: history::History,
 }
 
 impl Inner {
@@ -314,6 +319,9 @@ pub struct QueueStatus {
 pub struct DrainStatus {
     pub paused: bool,
     pub batch_size: u64,
+    /// Rates over the last ten seconds, and the time to empty.
+    #[serde(flatten)]
+    pub rates: history::Rates,
 }
 
 impl Engine {
@@ -378,6 +386,7 @@ impl Engine {
             counters: Counters::default(),
             latencies: metrics::Latencies::default(),
             drain_batch: AtomicU64::new(0),
+            history: history::History::default(),
             cfg,
         });
         let stop = CancellationToken::new();
@@ -388,6 +397,7 @@ impl Engine {
         tasks.spawn(drainer::run(inner.clone(), stop.clone()));
         tasks.spawn(drainer::prune(inner.clone(), stop.clone()));
         tasks.spawn(failover::run(inner.clone(), stop.clone()));
+        tasks.spawn(history::run(inner.clone(), stop.clone()));
         tasks.close();
         let stats = inner.queue.stats();
         tracing::info!(
@@ -430,7 +440,7 @@ impl Engine {
                 },
             )?;
         }
-        self.dispatch(build_write(id, &req), req.wait).await
+        self.dispatch(build_write(id, &req), req.wait, false).await
     }
 
     /// A repeated idempotency key: answer with the first write's fate.
@@ -455,12 +465,17 @@ impl Engine {
                 // it was in flight). Run it again under the same id: the
                 // ledger makes sure it applies at most once.
                 self.unregister(id);
-                self.dispatch(build_write(id, &req), req.wait).await
+                self.dispatch(build_write(id, &req), req.wait, false).await
             }
         }
     }
 
-    async fn dispatch(&self, write: Write, wait: Duration) -> Result<Submitted, EngineError> {
+    async fn dispatch(
+        &self,
+        write: Write,
+        wait: Duration,
+        replay: bool,
+    ) -> Result<Submitted, EngineError> {
         let id = write.id;
         // Decide under the mode lock: queue if anything is (or may be) queued.
         let rx = self.register(id);
@@ -479,7 +494,7 @@ impl Engine {
 
         let db = self.inner.db();
         let started = std::time::Instant::now();
-        let applied = db.apply(&[&write], false).await;
+        let applied = db.apply(&[&write], replay).await;
         if applied.is_ok() {
             self.inner.latencies.direct.observe(started.elapsed());
         }
@@ -688,6 +703,7 @@ impl Engine {
             ("store_flushes", inner.queue.group_commit().flushes()),
             ("probes", c.probes.load(Ordering::Relaxed)),
             ("probes_failed", c.probes_failed.load(Ordering::Relaxed)),
+            ("failovers", c.failovers.load(Ordering::Relaxed)),
         ]);
         EngineStatus {
             mode: inner.mode.snapshot(),
@@ -710,6 +726,7 @@ impl Engine {
             drain: DrainStatus {
                 paused: inner.paused.load(Ordering::Relaxed),
                 batch_size: inner.drain_batch.load(Ordering::Relaxed),
+                rates: inner.history.rates(&history::sample(inner)),
             },
             target: inner.target_record(),
             failover: failover::status(inner),
@@ -741,6 +758,66 @@ impl Engine {
         limit: usize,
     ) -> Result<Vec<(u64, queue::DeadLetter)>, EngineError> {
         Ok(self.inner.queue.dead_letters(after, limit)?)
+    }
+
+    /// The last ten minutes, one sample a second.
+    pub fn history(&self) -> Vec<history::Sample> {
+        self.inner.history.samples()
+    }
+
+    /// A queued write by sequence number or write id.
+    pub fn find_queued(&self, reference: &str) -> Result<(u64, QueuedWrite), EngineError> {
+        self.inner.queue.find(reference)?.ok_or_else(|| {
+            EngineError::NotFound(format!(
+                "no queued write {reference:?} (it may have been applied: GET /v1/writes/ID tells)"
+            ))
+        })
+    }
+
+    /// A dead letter by sequence number or write id.
+    pub fn find_dead(&self, reference: &str) -> Result<(u64, queue::DeadLetter), EngineError> {
+        self.inner
+            .queue
+            .find_dead(reference)?
+            .ok_or_else(|| EngineError::NotFound(format!("no dead letter {reference:?}")))
+    }
+
+    /// Try a dead letter again: applied now in `direct` mode, otherwise
+    /// queued at the back. It leaves the dead-letter list only once applied
+    /// or durably queued; if MariaDB refuses it again it stays there.
+    /// The ledger makes a repeated retry harmless.
+    pub async fn retry_dead(&self, reference: &str) -> Result<Submitted, EngineError> {
+        let (seq, dead) = self.find_dead(reference)?;
+        // Applied with its recorded context and acceptance time, like a drain.
+        let answer = self
+            .dispatch(dead.entry.write.clone(), Duration::ZERO, true)
+            .await?;
+        self.inner.queue.remove_dead(seq)?;
+        self.flush_store().await?;
+        tracing::info!(seq, id = %dead.entry.write.id, "dead letter retried by an operator");
+        Ok(answer)
+    }
+
+    async fn flush_store(&self) -> Result<(), EngineError> {
+        self.inner
+            .queue
+            .store()
+            .flush()
+            .await
+            .map_err(|e| EngineError::NotDurable(e.to_string()))
+    }
+
+    /// Drop a dead letter for good (an operator's decision).
+    pub async fn drop_dead(&self, reference: &str) -> Result<queue::DeadLetter, EngineError> {
+        let (seq, _) = self.find_dead(reference)?;
+        let dead = self
+            .inner
+            .queue
+            .remove_dead(seq)?
+            .ok_or_else(|| EngineError::NotFound(format!("no dead letter {reference:?}")))?;
+        self.flush_store().await?;
+        tracing::warn!(seq, id = %dead.entry.write.id, statements = ?dead.entry.write.statements.iter().map(|s| &s.sql).collect::<Vec<_>>(), "dead letter dropped by an operator");
+        Ok(dead)
     }
 
     /// Stop the tasks (bounded wait), flushing the store last. Writes that

@@ -159,6 +159,14 @@ where
     }
 }
 
+/// An in-process sluice (fast test settings) on `db`, in `direct` mode.
+pub async fn direct_sluice(db: &MariaDb) -> (Sluice, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Sluice::start(raw_config(&db.app_url(), dir.path())).await;
+    s.wait_mode("direct", Duration::from_secs(10)).await;
+    (s, dir)
+}
+
 /// The test table: `app.t (id auto-increment, client, seq, v, at)`.
 pub const TABLE_T: &str =
     "CREATE TABLE t (id BIGINT AUTO_INCREMENT PRIMARY KEY, client INT NOT NULL, \

@@ -33,6 +33,59 @@ pub struct QueuedWrite {
     pub last_error: Option<String>,
 }
 
+impl QueuedWrite {
+    /// The entry as JSON for people and scripts (admin API, CLI, export):
+    /// every statement with its parameters, the recorded session context,
+    /// and what the drainer learned.
+    pub fn to_json(&self, seq: u64) -> serde_json::Value {
+        let w = &self.write;
+        let c = &w.context;
+        serde_json::json!({
+            "seq": seq,
+            "id": w.id.to_string(),
+            "accepted_at": crate::util::micros_to_rfc3339(c.accepted_at_micros),
+            "statements": w.statements.iter().map(|s| s.sql.as_str()).collect::<Vec<_>>(),
+            "params": w.statements.iter().map(|s| s.params.iter().map(param_json).collect::<Vec<_>>()).collect::<Vec<_>>(),
+            "database": c.database,
+            "sql_mode": c.sql_mode,
+            "time_zone": c.time_zone,
+            "charset": c.charset,
+            "idempotency_key": w.idempotency_key,
+            "ordering_key": w.ordering_key,
+            "attempts": self.attempts,
+            "outcome_unknown": self.outcome_unknown,
+            "last_error": self.last_error,
+        })
+    }
+}
+
+impl DeadLetter {
+    pub fn to_json(&self, seq: u64) -> serde_json::Value {
+        let mut v = self.entry.to_json(seq);
+        v["error"] = serde_json::json!({
+            "mysql_errno": self.error.code,
+            "sqlstate": self.error.sqlstate,
+            "message": self.error.message,
+        });
+        v["died_at"] = serde_json::json!(crate::util::micros_to_rfc3339(self.died_at_micros));
+        v
+    }
+}
+
+fn param_json(p: &crate::engine::write::Param) -> serde_json::Value {
+    use crate::engine::write::Param;
+    match p {
+        Param::Null => serde_json::Value::Null,
+        Param::Int(i) => (*i).into(),
+        Param::UInt(u) => (*u).into(),
+        Param::Float(f) => (*f).into(),
+        Param::Text(t) => t.as_str().into(),
+        Param::Bytes(b) => serde_json::json!({
+            "hex": b.iter().map(|x| format!("{x:02x}")).collect::<String>()
+        }),
+    }
+}
+
 /// A write MariaDB refused during a drain.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DeadLetter {
@@ -296,6 +349,66 @@ impl Queue {
             .into_iter()
             .map(|(seq, r)| Ok((seq, r?)))
             .collect()
+    }
+
+    /// The record at `seq` in `space` (queue or dead letters).
+    fn get<T: serde::de::DeserializeOwned>(
+        &self,
+        space: Space,
+        seq: u64,
+    ) -> Result<Option<T>, QueueError> {
+        match self.store.get(space, &seq_key(seq))? {
+            Some(v) => Ok(Some(record::decode(&v)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Find a queued write by sequence number or write id (an id is found
+    /// by a streaming scan, a page at a time).
+    pub fn find(&self, reference: &str) -> Result<Option<(u64, QueuedWrite)>, QueueError> {
+        self.find_in(Space::Queue, reference, |q: &QueuedWrite| &q.write)
+    }
+
+    /// Find a dead letter by sequence number or write id.
+    pub fn find_dead(&self, reference: &str) -> Result<Option<(u64, DeadLetter)>, QueueError> {
+        self.find_in(Space::Dead, reference, |d: &DeadLetter| &d.entry.write)
+    }
+
+    fn find_in<T: serde::de::DeserializeOwned>(
+        &self,
+        space: Space,
+        reference: &str,
+        write: impl Fn(&T) -> &Write,
+    ) -> Result<Option<(u64, T)>, QueueError> {
+        if let Ok(seq) = reference.parse::<u64>() {
+            return Ok(self.get(space, seq)?.map(|v| (seq, v)));
+        }
+        let mut after = 0;
+        loop {
+            let page = self.page::<T>(space, after, 1000)?;
+            let Some((last, _)) = page.last() else {
+                return Ok(None);
+            };
+            after = *last;
+            for (seq, r) in page {
+                if let Ok(v) = r {
+                    if write(&v).id.to_string() == reference {
+                        return Ok(Some((seq, v)));
+                    }
+                }
+            }
+        }
+    }
+
+    /// Remove a dead letter (after a retry, or dropped by an operator).
+    pub fn remove_dead(&self, seq: u64) -> Result<Option<DeadLetter>, QueueError> {
+        match self.store.remove(Space::Dead, &seq_key(seq))? {
+            Some(v) => {
+                self.dead.fetch_sub(1, Ordering::SeqCst);
+                Ok(Some(record::decode(&v)?))
+            }
+            None => Ok(None),
+        }
     }
 
     pub fn stats(&self) -> QueueStats {

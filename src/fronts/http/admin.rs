@@ -5,9 +5,7 @@
 
 use super::rescue::{rescue, ApiError};
 use super::AppState;
-use crate::engine::queue::QueuedWrite;
-use crate::util::micros_to_rfc3339;
-use axum::extract::{Query, State};
+use axum::extract::{Path, Query, State};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Deserialize;
@@ -39,20 +37,6 @@ fn bounds(page: PageQuery) -> Result<(u64, usize), ApiError> {
     }
 }
 
-fn write_json(seq: u64, q: &QueuedWrite) -> Value {
-    json!({
-        "seq": seq,
-        "id": q.write.id.to_string(),
-        "accepted_at": micros_to_rfc3339(q.write.context.accepted_at_micros),
-        "statements": q.write.statements.iter().map(|s| s.sql.as_str()).collect::<Vec<_>>(),
-        "database": q.write.context.database,
-        "idempotency_key": q.write.idempotency_key,
-        "attempts": q.attempts,
-        "outcome_unknown": q.outcome_unknown,
-        "last_error": q.last_error,
-    })
-}
-
 pub async fn status(State(s): State<AppState>) -> Response {
     Json(s.engine.status()).into_response()
 }
@@ -65,7 +49,7 @@ pub async fn queue(State(s): State<AppState>, page: PageQuery) -> Response {
     match s.engine.queued(after, limit) {
         Ok(items) => {
             let next = items.last().map(|(seq, _)| *seq);
-            let items: Vec<Value> = items.iter().map(|(seq, q)| write_json(*seq, q)).collect();
+            let items: Vec<Value> = items.iter().map(|(seq, q)| q.to_json(*seq)).collect();
             Json(json!({ "items": items, "next_after": next })).into_response()
         }
         Err(e) => rescue(e).into_response(),
@@ -80,19 +64,7 @@ pub async fn dead(State(s): State<AppState>, page: PageQuery) -> Response {
     match s.engine.dead_letters(after, limit) {
         Ok(items) => {
             let next = items.last().map(|(seq, _)| *seq);
-            let items: Vec<Value> = items
-                .iter()
-                .map(|(seq, d)| {
-                    let mut v = write_json(*seq, &d.entry);
-                    v["error"] = json!({
-                        "mysql_errno": d.error.code,
-                        "sqlstate": d.error.sqlstate,
-                        "message": d.error.message,
-                    });
-                    v["died_at"] = json!(micros_to_rfc3339(d.died_at_micros));
-                    v
-                })
-                .collect();
+            let items: Vec<Value> = items.iter().map(|(seq, d)| d.to_json(*seq)).collect();
             Json(json!({ "items": items, "next_after": next })).into_response()
         }
         Err(e) => rescue(e).into_response(),
@@ -151,6 +123,78 @@ fn started(r: Result<crate::engine::failover::Procedure, crate::engine::EngineEr
             Json(json!({ "procedure": p })),
         )
             .into_response(),
+        Err(e) => rescue(e).into_response(),
+    }
+}
+
+/// One queued write, by sequence number or write id.
+pub async fn queued_write(State(s): State<AppState>, Path(reference): Path<String>) -> Response {
+    match s.engine.find_queued(&reference) {
+        Ok((seq, q)) => Json(q.to_json(seq)).into_response(),
+        Err(e) => rescue(e).into_response(),
+    }
+}
+
+/// The whole queue as JSON lines, streamed a page at a time (never the
+/// whole queue in memory). The first line is a header with the depth at
+/// the start, so a client can show progress.
+pub async fn export(State(s): State<AppState>) -> Response {
+    let depth = s.engine.status().queue.depth;
+    let header = json!({ "sluice_export": 1, "depth_at_start": depth });
+    let engine = s.engine.clone();
+    let first = futures_util::stream::once(async move {
+        Ok::<_, std::io::Error>(bytes::Bytes::from(format!("{header}\n")))
+    });
+    let pages = futures_util::stream::unfold(Some(0u64), move |after| {
+        let engine = engine.clone();
+        async move {
+            let after = after?;
+            match engine.queued(after, 1000) {
+                Ok(items) if items.is_empty() => None,
+                Ok(items) => {
+                    let next = items.last().map(|(seq, _)| *seq);
+                    let mut out = String::new();
+                    for (seq, q) in &items {
+                        out.push_str(&q.to_json(*seq).to_string());
+                        out.push('\n');
+                    }
+                    Some((Ok(bytes::Bytes::from(out)), next))
+                }
+                Err(e) => Some((Err(std::io::Error::other(e.to_string())), None)),
+            }
+        }
+    });
+    (
+        [(axum::http::header::CONTENT_TYPE, "application/x-ndjson")],
+        axum::body::Body::from_stream(futures_util::StreamExt::chain(first, pages)),
+    )
+        .into_response()
+}
+
+pub async fn dead_letter(State(s): State<AppState>, Path(reference): Path<String>) -> Response {
+    match s.engine.find_dead(&reference) {
+        Ok((seq, d)) => Json(d.to_json(seq)).into_response(),
+        Err(e) => rescue(e).into_response(),
+    }
+}
+
+pub async fn retry_dead(State(s): State<AppState>, Path(reference): Path<String>) -> Response {
+    match s.engine.retry_dead(&reference).await {
+        Ok(crate::engine::Submitted::Applied { id, results }) => Json(json!({
+            "id": id.to_string(), "status": "applied", "results": results
+        }))
+        .into_response(),
+        Ok(crate::engine::Submitted::Queued { id }) => Json(json!({
+            "id": id.to_string(), "status": "queued"
+        }))
+        .into_response(),
+        Err(e) => rescue(e).into_response(),
+    }
+}
+
+pub async fn drop_dead(State(s): State<AppState>, Path(reference): Path<String>) -> Response {
+    match s.engine.drop_dead(&reference).await {
+        Ok(d) => Json(json!({ "dropped": d.entry.write.id.to_string() })).into_response(),
         Err(e) => rescue(e).into_response(),
     }
 }

@@ -1,5 +1,6 @@
-//! The HTTP/JSON front, `/v1`: submit a write, look one up, status; plus
-//! `/healthz` and `/readyz`. Built on axum; the whole router sits behind a
+//! The HTTP/JSON front, `/v1`: submit a write, look one up, status; the
+//! admin API `/admin/v1`; `/metrics`, `/healthz`, `/readyz`, and the status
+//! page at `/status`. Built on axum; the whole router sits behind a
 //! tower stack (read from the outside in):
 //!
 //! 1. error-to-response: an overload becomes a JSON 503 with Retry-After;
@@ -44,6 +45,7 @@ pub fn router(state: AppState) -> Router {
         .route("/writes", post(writes::submit))
         .route("/writes/{id}", get(writes::lookup))
         .route("/status", get(status))
+        .route("/status/history", get(history))
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             auth::require_token,
@@ -51,7 +53,14 @@ pub fn router(state: AppState) -> Router {
     let admin = Router::new()
         .route("/status", get(admin::status))
         .route("/queue", get(admin::queue))
+        .route("/queue/export", get(admin::export))
+        .route("/queue/{reference}", get(admin::queued_write))
         .route("/dead", get(admin::dead))
+        .route(
+            "/dead/{reference}",
+            get(admin::dead_letter).delete(admin::drop_dead),
+        )
+        .route("/dead/{reference}/retry", post(admin::retry_dead))
         .route("/drain/pause", post(admin::pause))
         .route("/drain/resume", post(admin::resume))
         .route("/failover", post(admin::failover))
@@ -65,6 +74,7 @@ pub fn router(state: AppState) -> Router {
         .nest("/admin/v1", admin)
         .route("/metrics", get(metrics))
         .route("/healthz", get(healthz))
+        .route("/status", get(status_page))
         .route("/readyz", get(readyz))
         .fallback(not_found)
         .with_state(state)
@@ -100,6 +110,20 @@ async fn not_found() -> Response {
 
 async fn status(State(s): State<AppState>) -> Response {
     Json(s.engine.status()).into_response()
+}
+
+/// The last ten minutes, one sample a second (the status page's chart).
+async fn history(State(s): State<AppState>) -> Response {
+    Json(json!({ "samples": s.engine.history() })).into_response()
+}
+
+/// The status page: plain HTML and a little JS reading `/v1/status`.
+async fn status_page() -> Response {
+    (
+        [(axum::http::header::CONTENT_TYPE, "text/html; charset=utf-8")],
+        include_str!("status_page.html"),
+    )
+        .into_response()
 }
 
 /// Prometheus text format (unauthenticated, like /healthz).

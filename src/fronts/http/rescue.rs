@@ -111,6 +111,7 @@ pub fn rescue(e: EngineError) -> ApiError {
             "store_error",
             e.to_string(),
         ),
+        EngineError::NotFound(m) => ApiError::new(StatusCode::NOT_FOUND, "not_found", m),
         EngineError::Failover(m) => ApiError::new(StatusCode::CONFLICT, "failover_refused", m),
     }
 }

@@ -1,0 +1,177 @@
+//! Recent history: one sample of the queue and the counters every second,
+//! kept for the last ten minutes, from which the drain rate, the enqueue rate
+//! and the time to empty are computed (for `sluice status`, `queue watch`
+//! and the status page's chart).
+//!
+//! It only reads the engine's counters; it never changes anything.
+
+use super::mode::Mode;
+use super::Inner;
+use serde::Serialize;
+use std::collections::VecDeque;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio_util::sync::CancellationToken;
+
+/// Samples kept (one a second).
+pub const KEEP: usize = 600;
+/// The window rates are computed over.
+const RATE_WINDOW: Duration = Duration::from_secs(10);
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Sample {
+    /// Unix time in milliseconds.
+    pub at_ms: u64,
+    pub mode: Mode,
+    pub depth: u64,
+    pub bytes: u64,
+    pub dead_letters: u64,
+    pub enqueued_total: u64,
+    pub drained_total: u64,
+    pub direct_total: u64,
+    #[serde(skip)]
+    taken: Option<Instant>,
+}
+
+/// Rates over the last few seconds.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+pub struct Rates {
+    /// Queued writes applied per second.
+    pub drain_per_second: f64,
+    /// Writes queued per second.
+    pub enqueue_per_second: f64,
+    /// Writes applied directly per second.
+    pub direct_per_second: f64,
+    /// Seconds until the queue is empty at the current net rate; `None`
+    /// when it is empty or not shrinking.
+    pub eta_seconds: Option<f64>,
+}
+
+#[derive(Default)]
+pub struct History {
+    samples: Mutex<VecDeque<Sample>>,
+}
+
+impl History {
+    pub fn samples(&self) -> Vec<Sample> {
+        self.samples
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .cloned()
+            .collect()
+    }
+
+    fn push(&self, s: Sample) {
+        let mut q = self.samples.lock().unwrap_or_else(|p| p.into_inner());
+        if q.len() == KEEP {
+            q.pop_front();
+        }
+        q.push_back(s);
+    }
+
+    /// Rates between `now` and the sample about [`RATE_WINDOW`] earlier.
+    pub fn rates(&self, now: &Sample) -> Rates {
+        let q = self.samples.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(now_at) = now.taken else {
+            return Rates::default();
+        };
+        let then = q
+            .iter()
+            .rev()
+            .find(|s| {
+                s.taken
+                    .is_some_and(|t| now_at.duration_since(t) >= RATE_WINDOW)
+            })
+            .or_else(|| q.front());
+        let Some(then) = then else {
+            return Rates::default();
+        };
+        let secs = then
+            .taken
+            .map(|t| now_at.duration_since(t).as_secs_f64())
+            .unwrap_or(0.0);
+        if secs < 0.5 {
+            return Rates::default();
+        }
+        let per = |a: u64, b: u64| a.saturating_sub(b) as f64 / secs;
+        let shrink = (then.depth as f64 - now.depth as f64) / secs;
+        Rates {
+            drain_per_second: per(now.drained_total, then.drained_total),
+            enqueue_per_second: per(now.enqueued_total, then.enqueued_total),
+            direct_per_second: per(now.direct_total, then.direct_total),
+            eta_seconds: (now.depth > 0 && shrink > 0.0).then(|| now.depth as f64 / shrink),
+        }
+    }
+}
+
+/// A sample of the engine now.
+pub(crate) fn sample(inner: &Inner) -> Sample {
+    let q = inner.queue.stats();
+    let c = &inner.counters;
+    Sample {
+        at_ms: std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or(0),
+        mode: inner.mode.mode(),
+        depth: q.depth,
+        bytes: q.bytes,
+        dead_letters: q.dead,
+        enqueued_total: c.enqueued.load(Ordering::Relaxed),
+        drained_total: c.drained.load(Ordering::Relaxed),
+        direct_total: c.direct_applied.load(Ordering::Relaxed),
+        taken: Some(Instant::now()),
+    }
+}
+
+pub(crate) async fn run(inner: Arc<Inner>, stop: CancellationToken) {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => inner.history.push(sample(&inner)),
+            _ = stop.cancelled() => return,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(t: Instant, depth: u64, drained: u64, enqueued: u64) -> Sample {
+        Sample {
+            at_ms: 0,
+            mode: Mode::Draining,
+            depth,
+            bytes: 0,
+            dead_letters: 0,
+            enqueued_total: enqueued,
+            drained_total: drained,
+            direct_total: 0,
+            taken: Some(t),
+        }
+    }
+
+    #[test]
+    fn rates_and_time_to_empty_follow_the_samples() {
+        let h = History::default();
+        let t0 = Instant::now();
+        h.push(at(t0, 1000, 0, 0));
+        let now = at(t0 + Duration::from_secs(10), 600, 500, 100);
+        let r = h.rates(&now);
+        assert_eq!(r.drain_per_second, 50.0);
+        assert_eq!(r.enqueue_per_second, 10.0);
+        // Net shrink 40/s, 600 left: 15 s.
+        assert_eq!(r.eta_seconds, Some(15.0));
+        // A growing queue has no time to empty.
+        let grow = at(t0 + Duration::from_secs(10), 1200, 0, 200);
+        assert_eq!(h.rates(&grow).eta_seconds, None);
+        for i in 0..KEEP + 5 {
+            h.push(at(t0, i as u64, 0, 0));
+        }
+        assert_eq!(h.samples().len(), KEEP);
+    }
+}

@@ -17,6 +17,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 const THROTTLE_CNF: &str = include_str!("../../docker/mariadb/throttled.cnf");
+/// The write freeze, the same script the compose stack's `freezer` runs.
+const FREEZE_SCRIPT: &str = include_str!("../../docker/mariadb/freeze.sh");
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct DemoArgs {
@@ -234,9 +236,23 @@ async fn drive(
         "  -- write freeze: FLUSH TABLES WITH READ LOCK for {:?}",
         args.freeze
     );
-    let freeze = db.freeze_writes().await?;
+    let freeze = tokio::process::Command::new("sh")
+        .arg("-c")
+        .arg(FREEZE_SCRIPT)
+        .env("FREEZE_PORT", db.port().to_string())
+        .env("FREEZE_SECONDS", args.freeze.as_secs().max(1).to_string())
+        .env("FREEZE_ONCE", "1")
+        .kill_on_drop(true)
+        .spawn()
+        .context("cannot run the freeze script (is the mariadb client installed? run .ci/setup)")?;
     phase_for(args.freeze, "frozen").await;
-    freeze.release().await?;
+    let done = freeze.wait_with_output().await?;
+    if !done.status.success() {
+        anyhow::bail!(
+            "the freeze script failed: {}",
+            String::from_utf8_lossy(&done.stderr)
+        );
+    }
     println!("  -- writes unfrozen");
     phase_for(args.calm, "recovering").await;
     stop.store(true, Ordering::SeqCst);

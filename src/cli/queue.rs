@@ -285,7 +285,10 @@ async fn stats(src: &Source, as_json: bool) -> anyhow::Result<()> {
         rows.push(vec!["time to empty".into(), eta(&v["eta_seconds"])]);
     }
     if !v["disk_bytes"].is_null() {
-        rows.push(vec!["store on disk".into(), text(&v["disk_bytes"])]);
+        rows.push(vec![
+            "store on disk".into(),
+            format!("{} bytes", text(&v["disk_bytes"])),
+        ]);
     }
     print!("{}", pairs(&rows));
     Ok(())

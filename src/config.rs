@@ -103,8 +103,8 @@ config_keys! {
     queue_max_count: "SLUICE_QUEUE_MAX_COUNT" = "1000000",
     /// Most bytes of encoded writes the queue may hold (suffixes KiB, MiB, GiB allowed).
     queue_max_bytes: "SLUICE_QUEUE_MAX_BYTES" = "1GiB",
-    /// Memory the queue store may use as page cache.
-    store_cache_bytes: "SLUICE_STORE_CACHE_BYTES" = "64MiB",
+    /// Memory the queue store may use as page cache (the queue is read at its head and written at its tail, so a small cache serves it).
+    store_cache_bytes: "SLUICE_STORE_CACHE_BYTES" = "32MiB",
     /// Most queued writes applied in one drain transaction (the adaptive batch never exceeds it).
     drain_max_batch: "SLUICE_DRAIN_MAX_BATCH" = "256",
     /// Drain batch latency the pacing aims for: slower batches shrink, faster ones grow.

@@ -392,8 +392,28 @@ async fn switchover_and_failback_lose_nothing_and_the_anti_flapping_block_holds(
 
     // The operator rejoins the old primary as a replica, then fails back.
     primary.replicate_from(replica.port()).await.unwrap();
-    let (code, body) = admin_post(&sluice, "/failback", None).await;
-    assert_eq!(code, 202, "{body}");
+    // The operator's command, followed to its end.
+    let base = sluice.base.clone();
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_sluice"))
+            .args(["failback", "--wait=60s"])
+            .arg(format!("--url={base}"))
+            .arg(format!("--token={ADMIN_TOKEN}"))
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.contains("failback started: epoch 2") && text.contains("done: mode"),
+        "{text}"
+    );
     wait_epoch(
         async || Some(sluice.status().await),
         2,

@@ -31,6 +31,14 @@ pub fn insert_sql(table: &str, n: usize) -> String {
     sql
 }
 
+/// A multi-row insert of ledger rows given as literal tuples `('id', key)`.
+pub fn insert_values_sql(table: &str, rows: &[String]) -> String {
+    format!(
+        "INSERT INTO {table} (id, idempotency_key) VALUES {}",
+        rows.join(",")
+    )
+}
+
 pub fn lookup_key_sql(table: &str) -> String {
     format!("SELECT id FROM {table} WHERE idempotency_key = ?")
 }

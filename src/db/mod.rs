@@ -12,6 +12,7 @@
 pub mod admin;
 pub mod error;
 pub mod ledger;
+mod literal;
 pub mod passthrough;
 
 pub use error::{DbError, Phase};
@@ -37,11 +38,7 @@ pub struct DbTimeouts {
 /// is only re-sent when it changes.
 struct Session {
     conn: Conn,
-    database: Option<String>,
-    sql_mode: Option<String>,
-    time_zone: Option<String>,
-    charset: Option<String>,
-    timestamp_pinned: bool,
+    ctx: ContextState,
 }
 
 impl Session {
@@ -49,11 +46,14 @@ impl Session {
     fn new(conn: Conn, default_db: &str) -> Session {
         Session {
             conn,
-            database: Some(default_db.to_string()),
-            sql_mode: None,
-            time_zone: None,
-            charset: None,
-            timestamp_pinned: false,
+            ctx: ContextState {
+                database: Some(default_db.to_string()),
+                sql_mode: None,
+                time_zone: None,
+                charset: None,
+                timestamp_pinned: false,
+                stale: false,
+            },
         }
     }
 }
@@ -197,6 +197,10 @@ impl Database {
         }
     }
 
+    /// The whole batch in one round trip: `START TRANSACTION`, the ledger
+    /// rows, each write's session context and statements, `COMMIT`, sent as
+    /// one multi-statement text with the parameters inlined as literals.
+    /// MariaDB stops at the first error; the transaction is then rolled back.
     async fn apply_in(
         &self,
         slot: &mut Option<Session>,
@@ -209,85 +213,156 @@ impl Database {
         }
         let s = slot.as_mut().expect("connected above");
         self.ensure_ledger(&mut s.conn).await?;
-        *phase = Phase::Transaction;
-        let p = *phase;
-        s.conn
-            .query_drop("START TRANSACTION")
-            .await
-            .map_err(|e| from_driver(e, p))?;
 
-        // The ledger rows first: they take the row locks that make a
-        // concurrent replay of the same write wait for this one's fate.
-        let mut ledger_params = Vec::with_capacity(writes.len() * 2);
-        for w in writes {
-            ledger_params.push(Value::from(w.id.to_string()));
-            ledger_params.push(match &w.idempotency_key {
-                Some(k) => Value::Bytes(k.as_bytes().to_vec()),
-                None => Value::NULL,
-            });
-        }
-        let sql = ledger::insert_sql(&self.ledger_table, writes.len());
-        if let Err(e) = s
-            .conn
-            .exec_drop(sql, Params::Positional(ledger_params))
-            .await
-        {
-            return Err(self.ledger_insert_failed(s, writes, e, p).await);
-        }
-
-        let mut all = Vec::with_capacity(writes.len());
+        let mut text = String::with_capacity(256 * writes.len());
+        let mut steps = Vec::new();
+        let mut push = |sql: &str, step: Step| {
+            if !text.is_empty() {
+                text.push_str("\n;\n");
+            }
+            text.push_str(sql);
+            steps.push(step);
+        };
+        push("START TRANSACTION", Step::Begin);
+        let ledger_rows: Vec<String> = writes
+            .iter()
+            .map(|w| {
+                let key = match &w.idempotency_key {
+                    Some(k) => literal::bytes(k.as_bytes()),
+                    None => "NULL".into(),
+                };
+                format!("('{}', {key})", w.id)
+            })
+            .collect();
+        push(
+            &ledger::insert_values_sql(&self.ledger_table, &ledger_rows),
+            Step::Ledger,
+        );
+        let mut ctx_state = s.ctx.clone();
         for (wi, w) in writes.iter().enumerate() {
-            match set_context(s, &w.context, replay, &self.default_db, p).await {
-                Ok(()) => {}
-                Err(DbError::Definitive { error, .. }) => {
-                    rollback(&mut s.conn).await?;
-                    return Err(DbError::Definitive {
+            for sql in ctx_state.changes(&w.context, replay, &self.default_db) {
+                push(&sql, Step::Context(wi));
+            }
+            let charset = w.context.charset.as_deref().unwrap_or("utf8mb4");
+            for (si, st) in w.statements.iter().enumerate() {
+                let lits: Vec<String> = st
+                    .params
+                    .iter()
+                    .map(|p| literal::param(p, charset))
+                    .collect();
+                let sql =
+                    crate::sql::inline(&st.sql, &lits).ok_or_else(|| DbError::Definitive {
                         write_index: wi,
-                        statement_index: 0,
-                        error,
+                        statement_index: si,
+                        error: crate::engine::write::SqlError {
+                            code: 1210,
+                            sqlstate: "HY000".into(),
+                            message: "the statement's placeholders do not match its parameters"
+                                .into(),
+                        },
+                    })?;
+                push(&sql, Step::Statement(wi, si));
+            }
+        }
+        push("COMMIT", Step::Commit);
+
+        // Sent as one packet: from here on MariaDB may run all of it.
+        *phase = Phase::Commit;
+        let mut all: Vec<Vec<StatementResult>> = writes
+            .iter()
+            .map(|w| Vec::with_capacity(w.statements.len()))
+            .collect();
+        let failed = {
+            let mut r = match s.conn.query_iter(text).await {
+                Ok(r) => Some(r),
+                Err(e) => {
+                    s.ctx.stale = true;
+                    return Err(self.batch_failed(s, writes, steps[0], e).await);
+                }
+            };
+            let mut failed = None;
+            for &step in &steps {
+                let result = r.as_mut().expect("result");
+                if let Step::Statement(wi, _) = step {
+                    all[wi].push(StatementResult {
+                        rows_affected: result.affected_rows(),
+                        last_insert_id: result.last_insert_id().filter(|&id| id != 0),
                     });
                 }
-                Err(e) => return Err(e),
-            }
-            let mut results = Vec::with_capacity(w.statements.len());
-            for (si, st) in w.statements.iter().enumerate() {
-                let r = if st.params.is_empty() {
-                    s.conn.query_drop(st.sql.as_str()).await
-                } else {
-                    let params: Vec<Value> = st.params.iter().map(to_value).collect();
-                    s.conn
-                        .exec_drop(st.sql.as_str(), Params::Positional(params))
-                        .await
-                };
-                match r {
-                    Ok(()) => results.push(StatementResult {
-                        rows_affected: s.conn.affected_rows(),
-                        last_insert_id: s.conn.last_insert_id().filter(|&id| id != 0),
-                    }),
-                    Err(mysql_async::Error::Server(se)) => {
-                        rollback(&mut s.conn).await?;
-                        let error = sql_error(&se);
-                        if is_transient_code(se.code) {
-                            return Err(DbError::Transient { phase: p, error });
-                        }
-                        return Err(DbError::Definitive {
-                            write_index: wi,
-                            statement_index: si,
-                            error,
-                        });
-                    }
-                    Err(e) => return Err(from_driver(e, p)),
+                // Moving past this result reads the next answer; a statement
+                // that failed surfaces here, at its own index (the driver
+                // holds the error until its result set is asked for).
+                if let Err(e) = result.collect::<mysql_async::Row>().await {
+                    failed = Some((step, e));
+                    break;
                 }
             }
-            all.push(results);
+            if failed.is_none() {
+                if let Some(r) = r.take() {
+                    r.drop_result()
+                        .await
+                        .map_err(|e| from_driver(e, Phase::Commit))?;
+                }
+            }
+            failed
+        };
+        if let Some((step, e)) = failed {
+            s.ctx.stale = true;
+            return Err(self.batch_failed(s, writes, step, e).await);
         }
-
-        *phase = Phase::Commit;
-        s.conn
-            .query_drop("COMMIT")
-            .await
-            .map_err(|e| from_driver(e, Phase::Commit))?;
+        s.ctx = ctx_state;
         Ok(all)
+    }
+
+    /// Statement `step` of a batch failed with `e`: roll back when MariaDB
+    /// answered (the rest of the batch did not run), and say what it means.
+    async fn batch_failed(
+        &self,
+        s: &mut Session,
+        writes: &[&Write],
+        step: Step,
+        e: mysql_async::Error,
+    ) -> DbError {
+        let se = match e {
+            mysql_async::Error::Server(se) => se,
+            // No answer: the batch, COMMIT included, may have run.
+            other => return from_driver(other, Phase::Commit),
+        };
+        if step == Step::Ledger {
+            return self
+                .ledger_insert_failed(
+                    s,
+                    writes,
+                    mysql_async::Error::Server(se),
+                    Phase::Transaction,
+                )
+                .await;
+        }
+        if let Err(e) = rollback(&mut s.conn).await {
+            return e;
+        }
+        let error = sql_error(&se);
+        match step {
+            Step::Commit | Step::Begin => DbError::Transient {
+                phase: Phase::Transaction,
+                error,
+            },
+            _ if is_transient_code(se.code) => DbError::Transient {
+                phase: Phase::Transaction,
+                error,
+            },
+            Step::Context(wi) => DbError::Definitive {
+                write_index: wi,
+                statement_index: 0,
+                error,
+            },
+            Step::Statement(wi, si) => DbError::Definitive {
+                write_index: wi,
+                statement_index: si,
+                error,
+            },
+            Step::Ledger => unreachable!("handled above"),
+        }
     }
 
     /// The ledger insert failed: a duplicate means an earlier attempt
@@ -515,68 +590,94 @@ async fn set_context(
     default_db: &str,
     phase: Phase,
 ) -> Result<(), DbError> {
-    let want_db = ctx
-        .database
-        .clone()
-        .unwrap_or_else(|| default_db.to_string());
-    if s.database.as_deref() != Some(want_db.as_str()) {
-        s.conn
-            .query_drop(format!("USE {}", ledger::quote_ident(&want_db)))
-            .await
-            .map_err(|e| statement_setup_error(e, phase))?;
-        s.database = Some(want_db);
-    }
-    if s.charset != ctx.charset {
-        let cs = ctx.charset.as_deref().unwrap_or("utf8mb4");
-        s.conn
-            .query_drop(format!("SET NAMES {cs}"))
-            .await
-            .map_err(|e| statement_setup_error(e, phase))?;
-        s.charset = ctx.charset.clone();
-    }
-    let mut assignments = Vec::new();
-    let mut params = Vec::new();
-    if s.sql_mode != ctx.sql_mode {
-        match &ctx.sql_mode {
-            Some(m) => {
-                assignments.push("SESSION sql_mode = ?".to_string());
-                params.push(Value::from(m.as_str()));
-            }
-            None => assignments.push("SESSION sql_mode = @@GLOBAL.sql_mode".to_string()),
+    let mut state = s.ctx.clone();
+    for sql in state.changes(ctx, replay, default_db) {
+        if let Err(e) = s.conn.query_drop(sql).await {
+            s.ctx.stale = true;
+            return Err(statement_setup_error(e, phase));
         }
     }
-    if s.time_zone != ctx.time_zone {
-        match &ctx.time_zone {
-            Some(tz) => {
-                assignments.push("SESSION time_zone = ?".to_string());
-                params.push(Value::from(tz.as_str()));
-            }
-            None => assignments.push("SESSION time_zone = @@GLOBAL.time_zone".to_string()),
-        }
-    }
-    if replay {
-        let micros = ctx.accepted_at_micros;
-        assignments.push(format!(
-            "timestamp = {}.{:06}",
-            micros.div_euclid(1_000_000),
-            micros.rem_euclid(1_000_000)
-        ));
-    } else if s.timestamp_pinned {
-        assignments.push("timestamp = DEFAULT".to_string());
-    }
-    if !assignments.is_empty() {
-        let sql = format!("SET {}", assignments.join(", "));
-        let r = if params.is_empty() {
-            s.conn.query_drop(sql).await
-        } else {
-            s.conn.exec_drop(sql, Params::Positional(params)).await
-        };
-        r.map_err(|e| statement_setup_error(e, phase))?;
-        s.sql_mode = ctx.sql_mode.clone();
-        s.time_zone = ctx.time_zone.clone();
-        s.timestamp_pinned = replay;
-    }
+    s.ctx = state;
     Ok(())
+}
+
+/// What one statement of a batch is, to make sense of its answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Step {
+    Begin,
+    Ledger,
+    Context(usize),
+    Statement(usize, usize),
+    Commit,
+}
+
+/// The session settings sluice set on a connection. A batch works on a copy
+/// and puts it back only once the batch succeeded.
+#[derive(Clone)]
+struct ContextState {
+    database: Option<String>,
+    sql_mode: Option<String>,
+    time_zone: Option<String>,
+    charset: Option<String>,
+    timestamp_pinned: bool,
+    /// A failed batch left the session settings unknown: send them all.
+    stale: bool,
+}
+
+impl ContextState {
+    /// The statements that bring the session from here to `ctx` (the
+    /// values were validated as names when the write was accepted, and are
+    /// quoted as literals all the same).
+    fn changes(&mut self, ctx: &SessionContext, replay: bool, default_db: &str) -> Vec<String> {
+        let mut out = Vec::new();
+        let all = std::mem::take(&mut self.stale);
+        let want_db = ctx
+            .database
+            .clone()
+            .unwrap_or_else(|| default_db.to_string());
+        if all || self.database.as_deref() != Some(want_db.as_str()) {
+            out.push(format!("USE {}", ledger::quote_ident(&want_db)));
+            self.database = Some(want_db);
+        }
+        if all || self.charset != ctx.charset {
+            out.push(format!(
+                "SET NAMES {}",
+                ctx.charset.as_deref().unwrap_or("utf8mb4")
+            ));
+            self.charset = ctx.charset.clone();
+        }
+        let mut assignments = Vec::new();
+        if all || self.sql_mode != ctx.sql_mode {
+            assignments.push(match &ctx.sql_mode {
+                Some(m) => format!("SESSION sql_mode = {}", literal::text(m)),
+                None => "SESSION sql_mode = @@GLOBAL.sql_mode".to_string(),
+            });
+            self.sql_mode = ctx.sql_mode.clone();
+        }
+        if all || self.time_zone != ctx.time_zone {
+            assignments.push(match &ctx.time_zone {
+                Some(tz) => format!("SESSION time_zone = {}", literal::text(tz)),
+                None => "SESSION time_zone = @@GLOBAL.time_zone".to_string(),
+            });
+            self.time_zone = ctx.time_zone.clone();
+        }
+        if replay {
+            let micros = ctx.accepted_at_micros;
+            assignments.push(format!(
+                "timestamp = {}.{:06}",
+                micros.div_euclid(1_000_000),
+                micros.rem_euclid(1_000_000)
+            ));
+            self.timestamp_pinned = true;
+        } else if all || self.timestamp_pinned {
+            assignments.push("timestamp = DEFAULT".to_string());
+            self.timestamp_pinned = false;
+        }
+        if !assignments.is_empty() {
+            out.push(format!("SET {}", assignments.join(", ")));
+        }
+        out
+    }
 }
 
 /// A failure to restore the session context is about the write (an unknown

@@ -145,14 +145,14 @@ impl Passthrough {
     /// without its COLLATE would change the collation).
     pub fn adopt(&mut self, ctx: &RequestContext) {
         if let Some(s) = &mut self.session {
-            s.database = Some(
+            s.ctx.database = Some(
                 ctx.database
                     .clone()
                     .unwrap_or_else(|| self.default_db.clone()),
             );
-            s.sql_mode = ctx.sql_mode.clone();
-            s.time_zone = ctx.time_zone.clone();
-            s.charset = ctx.charset.clone();
+            s.ctx.sql_mode = ctx.sql_mode.clone();
+            s.ctx.time_zone = ctx.time_zone.clone();
+            s.ctx.charset = ctx.charset.clone();
         }
     }
 

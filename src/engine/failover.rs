@@ -361,7 +361,9 @@ pub(crate) async fn run(inner: Arc<Inner>, stop: CancellationToken) {
         return;
     };
     loop {
-        if inner.failover_state().grants != GrantCheck::Verified {
+        // Until the write user's grants could be read once (a refusal is
+        // final until sluice restarts with other grants).
+        if matches!(inner.failover_state().grants, GrantCheck::Unverified(_)) {
             check_grants(&inner, servers).await;
         }
         let pending = inner.target_record().procedure;

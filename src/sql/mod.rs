@@ -55,6 +55,11 @@ pub struct Scan {
     pub multiple: bool,
     /// The text ends inside a string, quoted identifier or block comment.
     pub unterminated: bool,
+    /// Byte offsets of the placeholders, in order.
+    pub placeholder_at: Vec<usize>,
+    /// Byte offsets of the statement-ending semicolons (outside strings,
+    /// identifiers and comments).
+    pub semicolon_at: Vec<usize>,
 }
 
 /// Scan `sql`: classify it and count its placeholders.
@@ -68,6 +73,8 @@ pub fn scan(sql: &str) -> Scan {
     let mut after_semicolon = false;
     let mut multiple = false;
     let mut unterminated = false;
+    let mut placeholder_at = Vec::new();
+    let mut semicolon_at = Vec::new();
     while i < b.len() {
         let c = b[i];
         match c {
@@ -107,10 +114,12 @@ pub fn scan(sql: &str) -> Scan {
             b'?' => {
                 note_token(&mut seen_token, &mut after_semicolon, &mut multiple);
                 placeholders += 1;
+                placeholder_at.push(i);
                 i += 1;
             }
             b';' => {
                 after_semicolon = true;
+                semicolon_at.push(i);
                 i += 1;
             }
             _ if c.is_ascii_alphabetic() || c == b'_' => {
@@ -143,7 +152,39 @@ pub fn scan(sql: &str) -> Scan {
         placeholders,
         multiple,
         unterminated,
+        placeholder_at,
+        semicolon_at,
     }
+}
+
+/// `sql` with its placeholders replaced by `literals` (in order) and its
+/// statement-ending semicolons dropped, for sending several statements in
+/// one round trip. `None` when the counts differ.
+pub fn inline(sql: &str, literals: &[String]) -> Option<String> {
+    let scan = scan(sql);
+    if scan.placeholder_at.len() != literals.len() || scan.unterminated || scan.multiple {
+        return None;
+    }
+    let mut out =
+        String::with_capacity(sql.len() + literals.iter().map(String::len).sum::<usize>());
+    let mut cuts: Vec<(usize, Option<&str>)> = scan
+        .placeholder_at
+        .iter()
+        .zip(literals)
+        .map(|(at, lit)| (*at, Some(lit.as_str())))
+        .chain(scan.semicolon_at.iter().map(|at| (*at, None)))
+        .collect();
+    cuts.sort_by_key(|c| c.0);
+    let mut from = 0;
+    for (at, lit) in cuts {
+        out.push_str(&sql[from..at]);
+        if let Some(lit) = lit {
+            out.push_str(lit);
+        }
+        from = at + 1;
+    }
+    out.push_str(&sql[from..]);
+    Some(out)
 }
 
 fn note_token(seen: &mut bool, after_semicolon: &mut bool, multiple: &mut bool) {
@@ -249,6 +290,20 @@ mod tests {
         assert_eq!(scan(r"UPDATE t SET a='it\'s ?' WHERE b=?").placeholders, 1);
         // `--` without a following space is not a comment in MariaDB.
         assert_eq!(scan("UPDATE t SET a=a--?\n").placeholders, 1);
+    }
+
+    #[test]
+    fn inlines_literals_at_placeholders_only() {
+        let lits = vec!["1".to_string(), "'x'".to_string()];
+        assert_eq!(
+            inline("UPDATE t SET a='?', b=? WHERE c=? -- ?\n;", &lits).unwrap(),
+            "UPDATE t SET a='?', b=1 WHERE c='x' -- ?\n"
+        );
+        assert_eq!(inline("INSERT INTO t VALUES (?)", &lits), None);
+        assert_eq!(
+            inline("INSERT INTO t VALUES (';'); ", &[]).unwrap(),
+            "INSERT INTO t VALUES (';') "
+        );
     }
 
     #[test]

@@ -478,6 +478,8 @@ async fn main() {
         set.drain_rows
     );
     let mut drain = Vec::new();
+    let mut in_batches = Vec::new();
+    let mut batch_rows = Vec::new();
     for _ in 0..set.runs {
         let hold = freeze_and_queue(&db, &engine, &http, set.drain_rows).await;
         let depth = engine.status().queue.depth;
@@ -487,13 +489,25 @@ async fn main() {
         })
         .await;
         let t = Instant::now();
+        let before = histogram(&engine, "sluice_drain_batch_seconds");
         wait_for("drained", Duration::from_secs(1800), || {
             engine.mode() == sluice::engine::mode::Mode::Direct
         })
         .await;
-        drain.push(depth as f64 / t.elapsed().as_secs_f64());
+        let took = t.elapsed().as_secs_f64();
+        let after = histogram(&engine, "sluice_drain_batch_seconds");
+        drain.push(depth as f64 / took);
+        in_batches.push((after.0 - before.0) / took * 100.0);
+        batch_rows.push(depth as f64 / (after.1 - before.1).max(1.0));
     }
     report.add("draining", "sluice drain rows/s", "rows/s", drain);
+    report.add(
+        "draining",
+        "of the drain, time in MariaDB batches",
+        "%",
+        in_batches,
+    );
+    report.add("draining", "rows per drain batch", "rows", batch_rows);
     // Baselines: the same statements one by one in autocommit on one
     // connection (a sample), and 100-row INSERT statements.
     let mut one = Vec::new();
@@ -674,6 +688,11 @@ async fn freeze_and_queue(
 
 /// (sum of seconds, count) of sluice's direct-write latency histogram.
 fn apply_time(engine: &sluice::engine::Engine) -> (f64, f64) {
+    histogram(engine, "sluice_direct_write_seconds")
+}
+
+/// (sum of seconds, count) of one of sluice's latency histograms.
+fn histogram(engine: &sluice::engine::Engine, name: &str) -> (f64, f64) {
     let text = engine.metrics_text();
     let get = |name: &str| {
         text.lines()
@@ -681,10 +700,7 @@ fn apply_time(engine: &sluice::engine::Engine) -> (f64, f64) {
             .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
             .unwrap_or(0.0)
     };
-    (
-        get("sluice_direct_write_seconds_sum"),
-        get("sluice_direct_write_seconds_count"),
-    )
+    (get(&format!("{name}_sum ")), get(&format!("{name}_count ")))
 }
 
 fn sysbench(port: u16, password: &str, secs: u64) -> f64 {

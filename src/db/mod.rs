@@ -51,7 +51,6 @@ impl Session {
                 sql_mode: None,
                 time_zone: None,
                 charset: None,
-                timestamp_pinned: false,
                 stale: false,
             },
         }
@@ -143,7 +142,8 @@ impl Database {
     }
 
     /// Apply `writes` in one transaction, in order. `replay` restores each
-    /// write's acceptance time (`SET TIMESTAMP`) before its statements.
+    /// write's acceptance time for each of its statements (`SET STATEMENT
+    /// timestamp = … FOR`), so `NOW()` and column defaults give that time.
     /// Returns each write's statement results.
     pub async fn apply(
         &self,
@@ -240,9 +240,20 @@ impl Database {
         );
         let mut ctx_state = s.ctx.clone();
         for (wi, w) in writes.iter().enumerate() {
-            for sql in ctx_state.changes(&w.context, replay, &self.default_db) {
+            for sql in ctx_state.changes(&w.context, &self.default_db) {
                 push(&sql, Step::Context(wi));
             }
+            // A replay runs at its acceptance time, for this statement only.
+            let at = if replay {
+                let micros = w.context.accepted_at_micros;
+                format!(
+                    "SET STATEMENT timestamp = {}.{:06} FOR ",
+                    micros.div_euclid(1_000_000),
+                    micros.rem_euclid(1_000_000)
+                )
+            } else {
+                String::new()
+            };
             let charset = w.context.charset.as_deref().unwrap_or("utf8mb4");
             for (si, st) in w.statements.iter().enumerate() {
                 let lits: Vec<String> = st
@@ -261,7 +272,7 @@ impl Database {
                                 .into(),
                         },
                     })?;
-                push(&sql, Step::Statement(wi, si));
+                push(&format!("{at}{sql}"), Step::Statement(wi, si));
             }
         }
         push("COMMIT", Step::Commit);
@@ -586,12 +597,11 @@ async fn rollback(conn: &mut Conn) -> Result<(), DbError> {
 async fn set_context(
     s: &mut Session,
     ctx: &SessionContext,
-    replay: bool,
     default_db: &str,
     phase: Phase,
 ) -> Result<(), DbError> {
     let mut state = s.ctx.clone();
-    for sql in state.changes(ctx, replay, default_db) {
+    for sql in state.changes(ctx, default_db) {
         if let Err(e) = s.conn.query_drop(sql).await {
             s.ctx.stale = true;
             return Err(statement_setup_error(e, phase));
@@ -619,7 +629,6 @@ struct ContextState {
     sql_mode: Option<String>,
     time_zone: Option<String>,
     charset: Option<String>,
-    timestamp_pinned: bool,
     /// A failed batch left the session settings unknown: send them all.
     stale: bool,
 }
@@ -628,7 +637,7 @@ impl ContextState {
     /// The statements that bring the session from here to `ctx` (the
     /// values were validated as names when the write was accepted, and are
     /// quoted as literals all the same).
-    fn changes(&mut self, ctx: &SessionContext, replay: bool, default_db: &str) -> Vec<String> {
+    fn changes(&mut self, ctx: &SessionContext, default_db: &str) -> Vec<String> {
         let mut out = Vec::new();
         let all = std::mem::take(&mut self.stale);
         let want_db = ctx
@@ -660,18 +669,6 @@ impl ContextState {
                 None => "SESSION time_zone = @@GLOBAL.time_zone".to_string(),
             });
             self.time_zone = ctx.time_zone.clone();
-        }
-        if replay {
-            let micros = ctx.accepted_at_micros;
-            assignments.push(format!(
-                "timestamp = {}.{:06}",
-                micros.div_euclid(1_000_000),
-                micros.rem_euclid(1_000_000)
-            ));
-            self.timestamp_pinned = true;
-        } else if all || self.timestamp_pinned {
-            assignments.push("timestamp = DEFAULT".to_string());
-            self.timestamp_pinned = false;
         }
         if !assignments.is_empty() {
             out.push(format!("SET {}", assignments.join(", ")));

@@ -114,7 +114,7 @@ impl Passthrough {
             self.session = Some(Session::new(conn, &self.default_db));
         }
         let s = self.session.as_mut().expect("connected above");
-        set_context(s, &ctx.at(0), false, &self.default_db, Phase::Connect).await?;
+        set_context(s, &ctx.at(0), &self.default_db, Phase::Connect).await?;
         Ok(&mut s.conn)
     }
 

@@ -93,7 +93,7 @@ pub struct SessionContext {
     pub time_zone: Option<String>,
     pub charset: Option<String>,
     /// Acceptance time, microseconds since the Unix epoch; replayed with
-    /// `SET TIMESTAMP` so that `NOW()` means the moment sluice accepted it.
+    /// `SET STATEMENT timestamp` so that `NOW()` means the moment sluice accepted it.
     pub accepted_at_micros: i64,
 }
 

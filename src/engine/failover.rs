@@ -297,49 +297,59 @@ pub(crate) async fn command(inner: &Arc<Inner>, failback: bool) -> Result<Proced
         Kind::Failback => "operator asked to fail back".to_string(),
         _ => "operator asked to fail over".to_string(),
     };
-    begin(inner, servers, kind, to, reason).await
+    begin(inner, kind, to, reason).await
 }
 
 /// Start a procedure: persist the new epoch and target before anything is
 /// touched, switch to `failing_over`, and retarget writes.
 async fn begin(
     inner: &Arc<Inner>,
-    servers: &Servers,
     kind: Kind,
     to: &Server,
     reason: String,
 ) -> Result<Procedure, EngineError> {
-    let mut rec = inner.target_record();
-    let from = rec.address.clone();
-    let now = now_unix();
-    let epoch = rec.epoch + 1;
-    let procedure = Procedure {
-        epoch,
-        kind,
-        from: from.clone(),
-        to: to.db.address(),
-        reason: reason.clone(),
-        step: Step::Started,
-        started_unix: now,
-        catch_up_to: None,
-    };
-    rec.epoch = epoch;
-    rec.address = to.db.address();
-    rec.procedure = Some(procedure.clone());
-    rec.last_failover_unix = Some(now);
-    // The operator's failback is the word that lifts the new target's fence.
-    rec.fenced
-        .retain(|f| f.address != rec.address && f.address != from);
-    rec.fenced.push(FencedServer {
-        address: from.clone(),
-        epoch,
-        since_unix: now,
-        read_only_confirmed: false,
-        reconciled: false,
-        unreplicated: Vec::new(),
-        unreplicated_total: 0,
-    });
-    inner.save_target(rec).await?;
+    let procedure = inner
+        .update_target(|rec| {
+            if let Some(p) = &rec.procedure {
+                return Err(EngineError::Failover(format!(
+                    "a failover to {} (epoch {}) is already in progress at step {:?}",
+                    p.to, p.epoch, p.step
+                )));
+            }
+            let from = rec.address.clone();
+            let now = now_unix();
+            let epoch = rec.epoch + 1;
+            let procedure = Procedure {
+                epoch,
+                kind,
+                from: from.clone(),
+                to: to.db.address(),
+                reason: reason.clone(),
+                step: Step::Started,
+                started_unix: now,
+                catch_up_to: None,
+            };
+            rec.epoch = epoch;
+            rec.address = to.db.address();
+            rec.procedure = Some(procedure.clone());
+            rec.last_failover_unix = Some(now);
+            // The operator's failback is the word that lifts the new target's fence.
+            let target = rec.address.clone();
+            rec.fenced
+                .retain(|f| f.address != target && f.address != from);
+            rec.fenced.push(FencedServer {
+                address: from,
+                epoch,
+                since_unix: now,
+                read_only_confirmed: false,
+                reconciled: false,
+                unreplicated: Vec::new(),
+                unreplicated_total: 0,
+            });
+            Ok(procedure)
+        })
+        .await?;
+    let (epoch, from) = (procedure.epoch, procedure.from.clone());
     inner
         .counters
         .failovers
@@ -350,7 +360,6 @@ async fn begin(
         procedure.to
     )));
     inner.retarget(to.db.clone());
-    let _ = servers;
     inner.failover_wake.notify_one();
     Ok(procedure)
 }
@@ -495,7 +504,7 @@ async fn watch_standby(inner: &Arc<Inner>, servers: &Servers) {
             "the primary failed every probe for the grace period ({:?}) and the replica lost it too",
             servers.cfg.after
         );
-        if let Err(e) = begin(inner, servers, Kind::Automatic, &servers.replica, reason).await {
+        if let Err(e) = begin(inner, Kind::Automatic, &servers.replica, reason).await {
             tracing::error!(error = %e, "cannot start the failover");
             inner.set_failover_error(Some(e.to_string()));
         }
@@ -652,7 +661,10 @@ async fn advance(inner: &Arc<Inner>, servers: &Servers, mut p: Procedure) -> Res
             }
         }
         p.step = Step::Fenced;
-        inner.save_procedure(&p).await.map_err(|e| e.to_string())?;
+        inner
+            .save_procedure(Some(&p))
+            .await
+            .map_err(|e| e.to_string())?;
     }
     if p.step == Step::Fenced {
         if failpoint(Step::Fenced) {
@@ -686,14 +698,18 @@ async fn advance(inner: &Arc<Inner>, servers: &Servers, mut p: Procedure) -> Res
             .map_err(|e| format!("cannot promote {}: {e}", p.to))?;
         tracing::warn!(server = %p.to, "new primary promoted");
         p.step = Step::Promoted;
-        inner.save_procedure(&p).await.map_err(|e| e.to_string())?;
+        inner
+            .save_procedure(Some(&p))
+            .await
+            .map_err(|e| e.to_string())?;
     }
     if failpoint(Step::Promoted) {
         stuck().await;
     }
-    let mut rec = inner.target_record();
-    rec.procedure = None;
-    inner.save_target(rec).await.map_err(|e| e.to_string())?;
+    inner
+        .save_procedure(None)
+        .await
+        .map_err(|e| e.to_string())?;
     inner.set_failover_error(None);
     inner.reset_health();
     inner.mode.apply(Event::FailoverDone(format!(

@@ -190,6 +190,8 @@ pub(crate) struct Inner {
     servers: Option<failover::Servers>,
     failover: Mutex<failover::FailoverState>,
     failover_wake: Notify,
+    /// Serialises changes of the persisted target record.
+    target_update: tokio::sync::Mutex<()>,
     mode: ModeCell,
     ids: IdGenerator,
     waiters: Mutex<HashMap<WriteId, Vec<oneshot::Sender<WriteStatus>>>>,
@@ -229,8 +231,21 @@ impl Inner {
             .last_error = e;
     }
 
-    /// Persist `rec` (flushed: durable before anything acts on it), then
-    /// make it the engine's record.
+    /// Change the persisted record with `f`: one change at a time (the
+    /// failover task and an operator's command never overwrite each
+    /// other), flushed before it becomes the engine's record, so nothing
+    /// acts on it before it is durable. Nothing is saved when `f` fails.
+    async fn update_target<T>(
+        &self,
+        f: impl FnOnce(&mut TargetRecord) -> Result<T, EngineError>,
+    ) -> Result<T, EngineError> {
+        let _one_at_a_time = self.target_update.lock().await;
+        let mut rec = self.target_record();
+        let out = f(&mut rec)?;
+        self.save_target(rec).await?;
+        Ok(out)
+    }
+
     async fn save_target(&self, rec: TargetRecord) -> Result<(), EngineError> {
         let store = self.queue.store();
         let raw = queue::record::encode(&rec).map_err(|e| EngineError::Store(e.to_string()))?;
@@ -245,19 +260,25 @@ impl Inner {
         Ok(())
     }
 
-    async fn save_procedure(&self, p: &failover::Procedure) -> Result<(), EngineError> {
-        let mut rec = self.target_record();
-        rec.procedure = Some(p.clone());
-        self.save_target(rec).await
+    async fn save_procedure(&self, p: Option<&failover::Procedure>) -> Result<(), EngineError> {
+        self.update_target(|rec| {
+            rec.procedure = p.cloned();
+            Ok(())
+        })
+        .await
     }
 
     async fn update_fenced(&self, address: &str, f: impl FnOnce(&mut failover::FencedServer)) {
-        let mut rec = self.target_record();
-        if let Some(e) = rec.fenced.iter_mut().find(|e| e.address == address) {
-            f(e);
-            if let Err(e) = self.save_target(rec).await {
-                tracing::error!(error = %e, "cannot persist the fenced server's state");
-            }
+        let r = self
+            .update_target(|rec| {
+                if let Some(e) = rec.fenced.iter_mut().find(|e| e.address == address) {
+                    f(e);
+                }
+                Ok(())
+            })
+            .await;
+        if let Err(e) = r {
+            tracing::error!(error = %e, "cannot persist the fenced server's state");
         }
     }
 
@@ -377,6 +398,7 @@ impl Engine {
             servers,
             failover: Mutex::new(failover::FailoverState::default()),
             failover_wake: Notify::new(),
+            target_update: tokio::sync::Mutex::new(()),
             ids: IdGenerator::default(),
             waiters: Mutex::new(HashMap::new()),
             health: Mutex::new(health::Health::default()),
@@ -726,7 +748,7 @@ impl Engine {
             drain: DrainStatus {
                 paused: inner.paused.load(Ordering::Relaxed),
                 batch_size: inner.drain_batch.load(Ordering::Relaxed),
-                rates: inner.history.rates(&history::sample(inner)),
+                rates: inner.history.rates(&history::sample(inner, &q)),
             },
             target: inner.target_record(),
             failover: failover::status(inner),

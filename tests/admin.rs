@@ -78,14 +78,7 @@ async fn operators_see_and_steer_the_queue() {
     assert!(out.contains("paused"), "{out}");
     db.pause();
     s.wait_mode("buffering", Duration::from_secs(5)).await;
-    let mut ids = Vec::new();
-    for i in 0..3 {
-        let (code, body) = s
-            .write_with(insert(1, i), &[("Prefer", "respond-async")])
-            .await;
-        assert_eq!(code, 202);
-        ids.push(body["id"].as_str().unwrap().to_string());
-    }
+    let ids = s.queue_inserts(1, 3).await;
     for table in ["missing", "missing2"] {
         let (code, body) = s
             .write_with(

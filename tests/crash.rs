@@ -66,11 +66,7 @@ async fn a_corrupt_record_is_quarantined_and_the_queue_moves_on() {
     let mut s = Sluice::start(raw_config(&db.app_url(), dir.path())).await;
     s.wait_mode("direct", Duration::from_secs(10)).await;
     db.pause();
-    let asynchronous = [("Prefer", "respond-async")];
-    for i in 0..3 {
-        let (code, body) = s.write_with(insert(1, i), &asynchronous).await;
-        assert_eq!(code, 202, "{body}");
-    }
+    s.queue_inserts(1, 3).await;
     s.stop().await;
     db.resume();
 

@@ -94,12 +94,7 @@ async fn the_examples_run_against_sluice() {
     assert!(pause.status().is_success());
     db.pause();
     s.wait_mode("buffering", Duration::from_secs(5)).await;
-    for i in 0..5 {
-        let (code, _) = s
-            .write_with(insert(9, i), &[("Prefer", "respond-async")])
-            .await;
-        assert_eq!(code, 202);
-    }
+    s.queue_inserts(9, 5).await;
     db.resume();
     let export = dir.path().join("incident.jsonl");
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/incident.sh");

@@ -207,11 +207,7 @@ async fn a_full_queue_refuses_clearly_and_loses_nothing() {
     let s = Sluice::start(raw).await;
     s.wait_mode("direct", Duration::from_secs(10)).await;
     db.pause();
-    let asynchronous = [("Prefer", "respond-async")];
-    for i in 0..3 {
-        let (code, body) = s.write_with(insert(1, i), &asynchronous).await;
-        assert_eq!(code, 202, "{body}");
-    }
+    s.queue_inserts(1, 3).await;
     let resp = s
         .http
         .post(format!("{}/v1/writes", s.base))

@@ -34,12 +34,7 @@ async fn the_status_page_shows_mode_depth_and_a_chart() {
     let (s, _dir) = direct_sluice(&db).await;
     db.pause();
     s.wait_mode("buffering", Duration::from_secs(5)).await;
-    for i in 0..3 {
-        let (code, _) = s
-            .write_with(insert(1, i), &[("Prefer", "respond-async")])
-            .await;
-        assert_eq!(code, 202);
-    }
+    s.queue_inserts(1, 3).await;
     eventually("two history samples", Duration::from_secs(5), || async {
         let (_, h) = s.get("/v1/status/history").await;
         (h["samples"].as_array()?.len() >= 2).then_some(())

@@ -131,6 +131,20 @@ impl Sluice {
         .await
     }
 
+    /// Queue `n` inserts of `client` (seq 0..n) with `Prefer: respond-async`;
+    /// each must be answered 202. Returns their write ids.
+    pub async fn queue_inserts(&self, client: u32, n: u32) -> Vec<String> {
+        let mut ids = Vec::new();
+        for seq in 0..n {
+            let (code, body) = self
+                .write_with(insert(client, seq), &[("Prefer", "respond-async")])
+                .await;
+            assert_eq!(code, 202, "{body}");
+            ids.push(body["id"].as_str().expect("an id").to_string());
+        }
+        ids
+    }
+
     /// Wait until the queue is empty and sluice is back in direct mode.
     pub async fn wait_drained(&self, within: Duration) {
         eventually("queue drained and direct", within, || async {

@@ -270,13 +270,7 @@ async fn stats(src: &Source, as_json: bool) -> anyhow::Result<()> {
     let mut rows = vec![
         vec!["queued writes".into(), text(&v["depth"])],
         vec!["queued bytes".into(), text(&v["bytes"])],
-        vec![
-            "oldest".into(),
-            v["oldest_age_seconds"]
-                .as_f64()
-                .map(|a| format!("{a:.1} s ago"))
-                .unwrap_or_else(|| "-".into()),
-        ],
+        vec!["oldest".into(), ago(&v["oldest_age_seconds"])],
         vec!["dead letters".into(), text(&v["dead_letters"])],
         vec!["quarantined".into(), text(&v["quarantined"])],
     ];
@@ -292,6 +286,13 @@ async fn stats(src: &Source, as_json: bool) -> anyhow::Result<()> {
     }
     print!("{}", pairs(&rows));
     Ok(())
+}
+
+/// An age in seconds as "12.5 s ago" ("-" when there is none).
+fn ago(v: &Value) -> String {
+    v.as_f64()
+        .map(|a| format!("{a:.1} s ago"))
+        .unwrap_or_else(|| "-".into())
 }
 
 pub fn eta(v: &Value) -> String {
@@ -425,10 +426,7 @@ pub fn watch_frame(s: &Value, peak: u64) -> String {
          dead letters {}  failover epoch {}\n",
         text(&s["mode"]["reason"]),
         text(&s["queue"]["bytes"]),
-        s["queue"]["oldest_age_seconds"]
-            .as_f64()
-            .map(|a| format!("{a:.1} s ago"))
-            .unwrap_or_else(|| "-".into()),
+        ago(&s["queue"]["oldest_age_seconds"]),
         d["drain_per_second"].as_f64().unwrap_or(0.0),
         d["enqueue_per_second"].as_f64().unwrap_or(0.0),
         d["direct_per_second"].as_f64().unwrap_or(0.0),

@@ -42,29 +42,32 @@ pub async fn status(State(s): State<AppState>) -> Response {
 }
 
 pub async fn queue(State(s): State<AppState>, page: PageQuery) -> Response {
-    let (after, limit) = match bounds(page) {
-        Ok(b) => b,
-        Err(e) => return e.into_response(),
-    };
-    match s.engine.queued(after, limit) {
-        Ok(items) => {
-            let next = items.last().map(|(seq, _)| *seq);
-            let items: Vec<Value> = items.iter().map(|(seq, q)| q.to_json(*seq)).collect();
-            Json(json!({ "items": items, "next_after": next })).into_response()
-        }
-        Err(e) => rescue(e).into_response(),
-    }
+    paged(page, |a, l| s.engine.queued(a, l), |seq, q| q.to_json(seq))
 }
 
 pub async fn dead(State(s): State<AppState>, page: PageQuery) -> Response {
+    paged(
+        page,
+        |a, l| s.engine.dead_letters(a, l),
+        |seq, d| d.to_json(seq),
+    )
+}
+
+/// One page of records (after `after`, at most `limit`) as
+/// `{"items": [...], "next_after": seq}`.
+fn paged<T>(
+    page: PageQuery,
+    fetch: impl FnOnce(u64, usize) -> Result<Vec<(u64, T)>, crate::engine::EngineError>,
+    to_json: impl Fn(u64, &T) -> Value,
+) -> Response {
     let (after, limit) = match bounds(page) {
         Ok(b) => b,
         Err(e) => return e.into_response(),
     };
-    match s.engine.dead_letters(after, limit) {
+    match fetch(after, limit) {
         Ok(items) => {
             let next = items.last().map(|(seq, _)| *seq);
-            let items: Vec<Value> = items.iter().map(|(seq, d)| d.to_json(*seq)).collect();
+            let items: Vec<Value> = items.iter().map(|(seq, t)| to_json(*seq, t)).collect();
             Json(json!({ "items": items, "next_after": next })).into_response()
         }
         Err(e) => rescue(e).into_response(),

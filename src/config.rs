@@ -106,7 +106,7 @@ config_keys! {
     /// Memory the queue store may use as page cache (the queue is read at its head and written at its tail, so a small cache serves it).
     store_cache_bytes: "SLUICE_STORE_CACHE_BYTES" = "32MiB",
     /// Most queued writes applied in one drain transaction (the adaptive batch never exceeds it).
-    drain_max_batch: "SLUICE_DRAIN_MAX_BATCH" = "256",
+    drain_max_batch: "SLUICE_DRAIN_MAX_BATCH" = "1000",
     /// Drain batch latency the pacing aims for: slower batches shrink, faster ones grow.
     drain_target_latency: "SLUICE_DRAIN_TARGET_LATENCY" = "100ms",
     /// Most writes per second the drain applies; 0 for no limit.

@@ -109,3 +109,99 @@ async fn a_write_freeze_is_buffered_and_drained() {
         assert_eq!(st["results"][0]["rows_affected"], 1, "{st}");
     }
 }
+
+/// A drain folds runs of the same single-row INSERT into multi-row INSERTs,
+/// and each write still gets its own result: rows in queue order, and the
+/// insert id the client is told is its own row's. Where a row's content
+/// depends on the acceptance time (a `CURRENT_TIMESTAMP` default), nothing is
+/// folded: every row keeps its own time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_drain_folds_identical_inserts_only_where_nothing_changes() {
+    let db = mariadb_with_table().await;
+    db.exec(
+        "CREATE TABLE stamped (id BIGINT AUTO_INCREMENT PRIMARY KEY, seq INT NOT NULL, \
+         created TIMESTAMP(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6)) ENGINE=InnoDB",
+    )
+    .await
+    .unwrap();
+    // Ids generated under a step of 3 must still be attributed correctly.
+    db.exec("SET GLOBAL auto_increment_increment = 3")
+        .await
+        .unwrap();
+    db.exec("CREATE TABLE uniq (k INT PRIMARY KEY) ENGINE=InnoDB")
+        .await
+        .unwrap();
+    let (s, _dir) = direct_sluice(&db).await;
+    db.pause();
+    s.wait_mode("buffering", Duration::from_secs(5)).await;
+    let plain = s.queue_inserts(1, 60).await;
+    // A run with a duplicate in the middle: only the duplicate is refused.
+    let mut uniq = Vec::new();
+    for k in [1, 2, 3, 2, 4, 5] {
+        uniq.push(
+            s.queue(json!({"sql": "INSERT INTO uniq (k) VALUES (?)", "params": [k]}))
+                .await,
+        );
+    }
+    let mut stamped = Vec::new();
+    for seq in 0..20 {
+        stamped.push(
+            s.queue(json!({"sql": "INSERT INTO stamped (seq) VALUES (?)", "params": [seq]}))
+                .await,
+        );
+        tokio::time::sleep(Duration::from_millis(3)).await;
+    }
+    db.resume();
+    s.wait_drained(Duration::from_secs(30)).await;
+
+    let folded = s.status().await["counters"]["folded"].as_u64().unwrap();
+    assert!(
+        folded >= 2,
+        "no run of identical inserts was folded (folded = {folded})"
+    );
+    assert!(
+        folded <= 60,
+        "writes to a table with a CURRENT_TIMESTAMP default were folded (folded = {folded})"
+    );
+    // Each write's reported insert id is its own row's, and ids follow the queue.
+    let mut last_id = 0;
+    for (seq, id) in plain.iter().enumerate() {
+        let (code, body) = s.get(&format!("/v1/writes/{id}")).await;
+        assert_eq!(code, 200, "{body}");
+        let r = &body["results"][0];
+        assert_eq!(r["rows_affected"], 1, "{body}");
+        let told = r["last_insert_id"].as_i64().expect("an insert id");
+        let actual = count(
+            &db,
+            &format!("SELECT id FROM t WHERE client = 1 AND seq = {seq}"),
+        )
+        .await;
+        assert_eq!(told, actual, "write {seq} was told the wrong insert id");
+        assert!(actual > last_id, "rows out of queue order at {seq}");
+        last_id = actual;
+    }
+    assert_eq!(count(&db, "SELECT COUNT(*) FROM t").await, 60);
+    // Every stamped row has its own acceptance time, in order.
+    let distinct = count(&db, "SELECT COUNT(DISTINCT created) FROM stamped").await;
+    assert_eq!(distinct, 20, "rows lost their own acceptance times");
+    let out_of_order = count(
+        &db,
+        "SELECT COUNT(*) FROM stamped a JOIN stamped b ON a.seq < b.seq AND a.created >= b.created",
+    )
+    .await;
+    assert_eq!(out_of_order, 0);
+    for id in &stamped {
+        let (_, body) = s.get(&format!("/v1/writes/{id}")).await;
+        assert_eq!(body["status"], "applied", "{body}");
+    }
+    let keys = db
+        .query_strings("SELECT GROUP_CONCAT(k ORDER BY k) FROM uniq")
+        .await
+        .unwrap();
+    assert_eq!(keys[0].as_deref(), Some("1,2,3,4,5"));
+    for (i, id) in uniq.iter().enumerate() {
+        let (_, body) = s.get(&format!("/v1/writes/{id}")).await;
+        let want = if i == 3 { "dead" } else { "applied" };
+        assert_eq!(body["status"], want, "write {i}: {body}");
+    }
+}

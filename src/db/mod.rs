@@ -11,6 +11,7 @@
 
 pub mod admin;
 pub mod error;
+mod fold;
 pub mod ledger;
 mod literal;
 pub mod passthrough;
@@ -67,6 +68,15 @@ pub struct Database {
     max_idle: usize,
     probe_session: tokio::sync::Mutex<Option<Session>>,
     ledger_ready: AtomicBool,
+    folder: fold::Folder,
+}
+
+/// What applying a batch gave: each write's statement results, and how many
+/// of its writes went in folded into multi-row INSERTs.
+#[derive(Debug)]
+pub struct Applied {
+    pub results: Vec<Vec<StatementResult>>,
+    pub folded: usize,
 }
 
 /// What a small statement returns.
@@ -115,6 +125,7 @@ impl Database {
             max_idle,
             probe_session: tokio::sync::Mutex::new(None),
             ledger_ready: AtomicBool::new(false),
+            folder: fold::Folder::default(),
         })
     }
 
@@ -143,13 +154,10 @@ impl Database {
 
     /// Apply `writes` in one transaction, in order. `replay` restores each
     /// write's acceptance time for each of its statements (`SET STATEMENT
-    /// timestamp = … FOR`), so `NOW()` and column defaults give that time.
-    /// Returns each write's statement results.
-    pub async fn apply(
-        &self,
-        writes: &[&Write],
-        replay: bool,
-    ) -> Result<Vec<Vec<StatementResult>>, DbError> {
+    /// timestamp = … FOR`), so `NOW()` and column defaults give that time,
+    /// and folds runs of identical single-row INSERTs where that changes
+    /// nothing (see `fold`). Returns each write's statement results.
+    pub async fn apply(&self, writes: &[&Write], replay: bool) -> Result<Applied, DbError> {
         let mut phase = Phase::Connect;
         let mut slot = self.take_idle();
         let started = Instant::now();
@@ -207,12 +215,22 @@ impl Database {
         writes: &[&Write],
         replay: bool,
         phase: &mut Phase,
-    ) -> Result<Vec<Vec<StatementResult>>, DbError> {
+    ) -> Result<Applied, DbError> {
         if slot.is_none() {
             *slot = Some(self.connect().await?);
         }
         let s = slot.as_mut().expect("connected above");
         self.ensure_ledger(&mut s.conn).await?;
+        let folds = if replay && writes.len() > 1 {
+            self.folder
+                .plan(&mut s.conn, writes, &self.default_db)
+                .await
+                .map_err(|e| from_driver(e, Phase::Connect))?
+        } else {
+            Vec::new()
+        };
+        let folded = folds.iter().map(|f| f.count).sum();
+        let mut folds = folds.into_iter().peekable();
 
         let mut text = String::with_capacity(256 * writes.len());
         let mut steps = Vec::new();
@@ -239,7 +257,9 @@ impl Database {
             Step::Ledger,
         );
         let mut ctx_state = s.ctx.clone();
-        for (wi, w) in writes.iter().enumerate() {
+        let mut wi = 0;
+        while wi < writes.len() {
+            let w = writes[wi];
             for sql in ctx_state.changes(&w.context, &self.default_db) {
                 push(&sql, Step::Context(wi));
             }
@@ -255,25 +275,45 @@ impl Database {
                 String::new()
             };
             let charset = w.context.charset.as_deref().unwrap_or("utf8mb4");
+            let inline = |wi: usize, si: usize, sql: &str, params: &[Param]| {
+                let lits: Vec<String> = params.iter().map(|p| literal::param(p, charset)).collect();
+                crate::sql::inline(sql, &lits).ok_or_else(|| DbError::Definitive {
+                    write_index: wi,
+                    statement_index: si,
+                    error: crate::engine::write::SqlError {
+                        code: 1210,
+                        sqlstate: "HY000".into(),
+                        message: "the statement's placeholders do not match its parameters".into(),
+                    },
+                })
+            };
+            if let Some(f) = folds.next_if(|f| f.first == wi) {
+                // One multi-row INSERT for the run, at the first write's time
+                // (nothing in these rows depends on it).
+                let mut sql = format!("{at}{} ", f.head);
+                for (k, fw) in writes[wi..wi + f.count].iter().enumerate() {
+                    let st = &fw.statements[0];
+                    if k > 0 {
+                        sql.push(',');
+                    }
+                    sql.push_str(&inline(wi + k, 0, &st.sql[f.values.clone()], &st.params)?);
+                }
+                push(
+                    &sql,
+                    Step::Folded {
+                        first: wi,
+                        count: f.count,
+                        id_step: f.id_step,
+                    },
+                );
+                wi += f.count;
+                continue;
+            }
             for (si, st) in w.statements.iter().enumerate() {
-                let lits: Vec<String> = st
-                    .params
-                    .iter()
-                    .map(|p| literal::param(p, charset))
-                    .collect();
-                let sql =
-                    crate::sql::inline(&st.sql, &lits).ok_or_else(|| DbError::Definitive {
-                        write_index: wi,
-                        statement_index: si,
-                        error: crate::engine::write::SqlError {
-                            code: 1210,
-                            sqlstate: "HY000".into(),
-                            message: "the statement's placeholders do not match its parameters"
-                                .into(),
-                        },
-                    })?;
+                let sql = inline(wi, si, &st.sql, &st.params)?;
                 push(&format!("{at}{sql}"), Step::Statement(wi, si));
             }
+            wi += 1;
         }
         push("COMMIT", Step::Commit);
 
@@ -294,11 +334,30 @@ impl Database {
             let mut failed = None;
             for &step in &steps {
                 let result = r.as_mut().expect("result");
-                if let Step::Statement(wi, _) = step {
-                    all[wi].push(StatementResult {
+                match step {
+                    Step::Statement(wi, _) => all[wi].push(StatementResult {
                         rows_affected: result.affected_rows(),
                         last_insert_id: result.last_insert_id().filter(|&id| id != 0),
-                    });
+                    }),
+                    Step::Folded {
+                        first,
+                        count,
+                        id_step,
+                    } => {
+                        // Every row went in (a plain INSERT either inserts
+                        // all of them or fails); generated ids are
+                        // consecutive from the first.
+                        let first_id = result.last_insert_id().filter(|&id| id != 0);
+                        for k in 0..count {
+                            all[first + k].push(StatementResult {
+                                rows_affected: 1,
+                                last_insert_id: first_id
+                                    .zip(id_step)
+                                    .map(|(id, step)| id + k as u64 * step),
+                            });
+                        }
+                    }
+                    _ => {}
                 }
                 // Moving past this result reads the next answer; a statement
                 // that failed surfaces here, at its own index (the driver
@@ -322,7 +381,10 @@ impl Database {
             return Err(self.batch_failed(s, writes, step, e).await);
         }
         s.ctx = ctx_state;
-        Ok(all)
+        Ok(Applied {
+            results: all,
+            folded,
+        })
     }
 
     /// Statement `step` of a batch failed with `e`: roll back when MariaDB
@@ -370,6 +432,13 @@ impl Database {
             Step::Statement(wi, si) => DbError::Definitive {
                 write_index: wi,
                 statement_index: si,
+                error,
+            },
+            // One of the folded rows was refused; the drainer then applies
+            // the run one write at a time to find which.
+            Step::Folded { first, .. } => DbError::Definitive {
+                write_index: first,
+                statement_index: 0,
                 error,
             },
             Step::Ledger => unreachable!("handled above"),
@@ -618,6 +687,12 @@ enum Step {
     Ledger,
     Context(usize),
     Statement(usize, usize),
+    /// `count` writes from `first`, folded into one multi-row INSERT.
+    Folded {
+        first: usize,
+        count: usize,
+        id_step: Option<u64>,
+    },
     Commit,
 }
 

@@ -15,7 +15,7 @@ use super::mode::{Event, Mode};
 use super::pacing::Pacer;
 use super::queue::index;
 use super::queue::{Head, QueuedWrite};
-use super::write::{WriteId, WriteStatus};
+use super::write::{StatementResult, WriteId, WriteStatus};
 use super::Inner;
 use crate::db::DbError;
 use backon::{BackoffBuilder, ExponentialBuilder};
@@ -35,11 +35,16 @@ pub(crate) async fn run(inner: Arc<Inner>, stop: CancellationToken) {
     let mut backoff = None;
     // Queue entries up to this sequence are applied one at a time.
     let mut isolate_until = 0u64;
+    // The last batch, committed but not yet taken off the queue: that
+    // bookkeeping is done while the next batch is in MariaDB.
+    let mut done: Option<Done> = None;
     loop {
         if stop.is_cancelled() {
+            finish_batch(&inner, done.take());
             return;
         }
         if inner.mode.mode() != Mode::Draining || inner.paused.load(Ordering::SeqCst) {
+            finish_batch(&inner, done.take());
             tokio::select! {
                 _ = mode_rx.changed() => {}
                 _ = inner.drain_wake.notified() => {}
@@ -50,29 +55,38 @@ pub(crate) async fn run(inner: Arc<Inner>, stop: CancellationToken) {
         inner
             .drain_batch
             .store(pacer.batch() as u64, Ordering::Relaxed);
-        let heads = match inner.queue.head(pacer.batch()) {
+        let after = done.as_ref().map_or(0, |d| d.last_seq);
+        let heads = match inner.queue.head_after(after, pacer.batch()) {
             Ok(h) => h,
             Err(e) => {
+                finish_batch(&inner, done.take());
                 tracing::error!(error = %e, "cannot read the queue; retrying");
                 sleep_or_stop(Duration::from_secs(1), &stop).await;
                 continue;
             }
         };
         if heads.is_empty() {
+            if done.is_some() {
+                finish_batch(&inner, done.take());
+                continue;
+            }
             inner
                 .mode
                 .apply_if(Event::QueueEmpty, || inner.queue.is_empty());
             continue;
         }
-        // Take the run of good entries at the head; quarantine a bad one.
+        // Take the run of good entries at the head, up to a byte budget;
+        // quarantine a bad one.
         let mut batch: Vec<(u64, u64, QueuedWrite)> = Vec::new();
+        let mut bytes = 0u64;
         for h in heads {
             match h {
                 Head::Ok { seq, size, entry } => {
                     let alone = entry.outcome_unknown || entry.attempts > 0 || seq <= isolate_until;
-                    if alone && !batch.is_empty() {
+                    if (alone || bytes + size > BATCH_BYTES) && !batch.is_empty() {
                         break;
                     }
+                    bytes += size;
                     batch.push((seq, size, entry));
                     if alone {
                         break;
@@ -80,6 +94,7 @@ pub(crate) async fn run(inner: Arc<Inner>, stop: CancellationToken) {
                 }
                 Head::Corrupt { key, raw, error } => {
                     if batch.is_empty() {
+                        finish_batch(&inner, done.take());
                         tracing::error!(key = ?key, %error, "corrupt queue record moved to quarantine");
                         if let Err(e) = inner.queue.quarantine(&key, &raw) {
                             tracing::error!(error = %e, "cannot quarantine a corrupt record");
@@ -99,32 +114,47 @@ pub(crate) async fn run(inner: Arc<Inner>, stop: CancellationToken) {
         let writes: Vec<_> = batch.iter().map(|(_, _, e)| &e.write).collect();
         let started = Instant::now();
         let db = inner.db();
-        let result = tokio::select! {
-            r = db.apply(&writes, true) => r,
-            _ = stop.cancelled() => return,
+        let result = {
+            let apply = db.apply(&writes, true);
+            let mut apply = std::pin::pin!(apply);
+            // Send the batch (one poll), then take the last one off the queue
+            // while MariaDB works on this one.
+            let ready = tokio::select! {
+                biased;
+                r = &mut apply => Some(r),
+                _ = std::future::ready(()) => None,
+            };
+            finish_batch(&inner, done.take());
+            match ready {
+                Some(r) => r,
+                None => tokio::select! {
+                    r = apply => r,
+                    _ = stop.cancelled() => return,
+                },
+            }
         };
         let took = started.elapsed();
         match result {
-            Ok(results) => {
+            Ok(applied) => {
                 inner.latencies.drain_batch.observe(took);
-                for ((seq, _, entry), results) in batch.iter().zip(results) {
-                    finish(
-                        &inner,
-                        *seq,
-                        entry,
-                        WriteStatus::Applied {
-                            results: Some(results),
-                        },
-                    );
-                }
                 inner
                     .counters
-                    .drained
-                    .fetch_add(batch.len() as u64, Ordering::Relaxed);
-                pacer.on_success(batch.len(), took);
+                    .folded
+                    .fetch_add(applied.folded as u64, Ordering::Relaxed);
+                let n = batch.len();
+                done = Some(Done {
+                    last_seq: batch.last().map_or(after, |b| b.0),
+                    writes: batch
+                        .into_iter()
+                        .zip(applied.results)
+                        .map(|((seq, _, entry), results)| (seq, entry, results))
+                        .collect(),
+                });
+                pacer.on_success(n, took);
                 backoff = None;
-                let pause = pacer.pause_after(batch.len(), took);
+                let pause = pacer.pause_after(n, took);
                 if !pause.is_zero() {
+                    finish_batch(&inner, done.take());
                     sleep_or_stop(pause, &stop).await;
                 }
             }
@@ -183,6 +213,34 @@ pub(crate) async fn run(inner: Arc<Inner>, stop: CancellationToken) {
             }
         }
     }
+}
+
+/// The most a drain batch carries, in queue record bytes, whatever its
+/// count: a batch is sent as one text and must stay well inside MariaDB's
+/// `max_allowed_packet`.
+const BATCH_BYTES: u64 = 4 << 20;
+
+/// A committed batch whose writes are still on the queue.
+struct Done {
+    last_seq: u64,
+    writes: Vec<(u64, QueuedWrite, Vec<StatementResult>)>,
+}
+
+/// Take a committed batch off the queue and answer its waiters.
+fn finish_batch(inner: &Inner, done: Option<Done>) {
+    let Some(done) = done else { return };
+    let n = done.writes.len() as u64;
+    for (seq, entry, results) in done.writes {
+        finish(
+            inner,
+            seq,
+            &entry,
+            WriteStatus::Applied {
+                results: Some(results),
+            },
+        );
+    }
+    inner.counters.drained.fetch_add(n, Ordering::Relaxed);
 }
 
 /// Record a write's final status, take it off the queue, answer its waiter.

@@ -207,6 +207,11 @@ pub fn render(status: &EngineStatus, latencies: &Latencies) -> String {
             "Replays skipped because the ledger proved an earlier commit.",
         ),
         (
+            "sluice_drain_folded_writes_total",
+            "folded",
+            "Drained writes applied folded into multi-row INSERTs.",
+        ),
+        (
             "sluice_ledger_pruned_total",
             "ledger_pruned",
             "Ledger rows pruned.",

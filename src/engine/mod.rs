@@ -175,6 +175,8 @@ pub struct Counters {
     pub drained: AtomicU64,
     pub dead_lettered: AtomicU64,
     pub ledger_skips: AtomicU64,
+    /// Drained writes that went in folded into multi-row INSERTs.
+    pub folded: AtomicU64,
     pub quarantined: AtomicU64,
     pub ledger_pruned: AtomicU64,
     pub probes: AtomicU64,
@@ -521,8 +523,8 @@ impl Engine {
             self.inner.latencies.direct.observe(started.elapsed());
         }
         match applied {
-            Ok(mut results) => {
-                let results = results.pop();
+            Ok(applied) => {
+                let results = applied.results.into_iter().next();
                 self.inner
                     .counters
                     .direct_applied
@@ -720,6 +722,7 @@ impl Engine {
             ("drained", c.drained.load(Ordering::Relaxed)),
             ("dead_lettered", c.dead_lettered.load(Ordering::Relaxed)),
             ("ledger_skips", c.ledger_skips.load(Ordering::Relaxed)),
+            ("folded", c.folded.load(Ordering::Relaxed)),
             ("quarantined", c.quarantined.load(Ordering::Relaxed)),
             ("ledger_pruned", c.ledger_pruned.load(Ordering::Relaxed)),
             ("store_flushes", inner.queue.group_commit().flushes()),

@@ -1,10 +1,12 @@
 //! SQL text inspection: a small lexer that knows quotes, identifiers and
-//! comments, used to classify a statement (write, read, DDL, ...) and to count
-//! its `?` placeholders.
+//! comments, used to classify a statement (write, read, DDL, ...), to count
+//! its `?` placeholders, to put literals in their place, and to recognise the
+//! plain single-row INSERTs a drain may fold.
 //!
-//! It owns no state and never rewrites SQL: what it returns is advice for the
-//! fronts and the engine (refuse a read on the write endpoint, check the
-//! parameter count), never a parse tree that is executed.
+//! It owns no state: what it returns is advice for the fronts, the engine and
+//! the database layer (refuse a read on the write endpoint, check the
+//! parameter count, where a value list sits), never a parse tree that is
+//! executed.
 
 use std::fmt;
 
@@ -187,6 +189,234 @@ pub fn inline(sql: &str, literals: &[String]) -> Option<String> {
     Some(out)
 }
 
+/// A plain single-row `INSERT [INTO] table (columns) VALUE[S] (values)`
+/// whose values are only placeholders, numbers, `NULL` and simple quoted
+/// strings: the one shape a drain may fold, with its neighbours of the same
+/// text, into one multi-row INSERT.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SingleRowInsert {
+    /// The schema named in the statement, if any.
+    pub schema: Option<String>,
+    pub table: String,
+    pub columns: Vec<String>,
+    /// Byte range of the text up to and including `VALUES`.
+    pub head: std::ops::Range<usize>,
+    /// Byte range of the parenthesised value list.
+    pub values: std::ops::Range<usize>,
+}
+
+/// Recognise a [`SingleRowInsert`]; `None` for anything else (comments,
+/// modifiers such as IGNORE, ON DUPLICATE KEY, SELECT, RETURNING,
+/// expressions, several rows, ...), which is then applied as written.
+pub fn single_row_insert(sql: &str) -> Option<SingleRowInsert> {
+    let toks = tokens(sql)?;
+    let mut t = toks.iter().peekable();
+    let word = |tok: Option<&Tok>, w: &str| matches!(tok, Some(Tok { kind: Kind::Word, text, .. }) if text.eq_ignore_ascii_case(w));
+    let ident = |tok: Option<&Tok>| match tok {
+        Some(Tok {
+            kind: Kind::Word | Kind::Quoted,
+            text,
+            ..
+        }) => Some(text.clone()),
+        _ => None,
+    };
+    let punct = |tok: Option<&Tok>, c: &str| matches!(tok, Some(Tok { kind: Kind::Punct, text, .. }) if text == c);
+    if !word(t.next(), "INSERT") {
+        return None;
+    }
+    if word(t.peek().copied(), "INTO") {
+        t.next();
+    }
+    let first = ident(t.next())?;
+    let (schema, table) = if punct(t.peek().copied(), ".") {
+        t.next();
+        (Some(first), ident(t.next())?)
+    } else {
+        (None, first)
+    };
+    if !punct(t.next(), "(") {
+        return None;
+    }
+    let mut columns = Vec::new();
+    loop {
+        columns.push(ident(t.next())?);
+        match t.next() {
+            Some(Tok {
+                kind: Kind::Punct,
+                text,
+                ..
+            }) if text == "," => continue,
+            Some(Tok {
+                kind: Kind::Punct,
+                text,
+                ..
+            }) if text == ")" => break,
+            _ => return None,
+        }
+    }
+    let values_kw = t.next()?;
+    if !(word(Some(values_kw), "VALUES") || word(Some(values_kw), "VALUE")) {
+        return None;
+    }
+    let open = t.next()?;
+    if !punct(Some(open), "(") {
+        return None;
+    }
+    let mut items = 0;
+    let close = loop {
+        let mut tok = t.next()?;
+        if punct(Some(tok), "-") || punct(Some(tok), "+") {
+            tok = t.next()?;
+            if tok.kind != Kind::Number {
+                return None;
+            }
+        }
+        match tok.kind {
+            Kind::Placeholder | Kind::Number | Kind::Str => {}
+            Kind::Word if tok.text.eq_ignore_ascii_case("NULL") => {}
+            _ => return None,
+        }
+        items += 1;
+        match t.next() {
+            Some(Tok {
+                kind: Kind::Punct,
+                text,
+                ..
+            }) if text == "," => continue,
+            Some(
+                c @ Tok {
+                    kind: Kind::Punct,
+                    text,
+                    ..
+                },
+            ) if text == ")" => break c,
+            _ => return None,
+        }
+    };
+    if items != columns.len() {
+        return None;
+    }
+    if punct(t.peek().copied(), ";") {
+        t.next();
+    }
+    if t.next().is_some() {
+        return None;
+    }
+    Some(SingleRowInsert {
+        schema,
+        table,
+        columns,
+        head: 0..values_kw.at + values_kw.len,
+        values: open.at..close.at + 1,
+    })
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Word,
+    Quoted,
+    Str,
+    Number,
+    Placeholder,
+    Punct,
+}
+
+#[derive(Debug)]
+struct Tok {
+    kind: Kind,
+    /// A word or number as written; a quoted identifier without its quotes.
+    text: String,
+    at: usize,
+    len: usize,
+}
+
+/// The tokens of a statement without comments; `None` when it holds a
+/// comment, a double-quoted string (an identifier under ANSI_QUOTES), a
+/// backslash inside a string (read differently under NO_BACKSLASH_ESCAPES)
+/// or anything unterminated: shapes not worth reasoning about.
+fn tokens(sql: &str) -> Option<Vec<Tok>> {
+    let b = sql.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < b.len() {
+        let c = b[i];
+        let start = i;
+        let kind = match c {
+            b' ' | b'\t' | b'\n' | b'\r' => {
+                i += 1;
+                continue;
+            }
+            b'#' | b'"' => return None,
+            b'-' if b.get(i + 1) == Some(&b'-') => return None,
+            b'/' if b.get(i + 1) == Some(&b'*') => return None,
+            b'\'' | b'`' => {
+                let end = skip_quoted(b, i)?;
+                if c == b'\'' && b[i..end].contains(&b'\\') {
+                    return None;
+                }
+                i = end;
+                if c == b'`' {
+                    let name = sql[start + 1..end - 1].replace("``", "`");
+                    out.push(Tok {
+                        kind: Kind::Quoted,
+                        text: name,
+                        at: start,
+                        len: end - start,
+                    });
+                    continue;
+                }
+                Kind::Str
+            }
+            b'?' => {
+                i += 1;
+                Kind::Placeholder
+            }
+            b'0'..=b'9' => {
+                while i < b.len() && (b[i].is_ascii_digit() || b[i] == b'.') {
+                    i += 1;
+                }
+                if i < b.len() && (b[i] == b'e' || b[i] == b'E') {
+                    i += 1;
+                    if i < b.len() && (b[i] == b'+' || b[i] == b'-') {
+                        i += 1;
+                    }
+                    while i < b.len() && b[i].is_ascii_digit() {
+                        i += 1;
+                    }
+                }
+                if i < b.len() && (b[i].is_ascii_alphabetic() || b[i] == b'_') {
+                    // 0x1F, 1e, 12abc: not a plain number.
+                    return None;
+                }
+                Kind::Number
+            }
+            _ if c.is_ascii_alphabetic() || c == b'_' || c == b'$' => {
+                while i < b.len() && (b[i].is_ascii_alphanumeric() || b[i] == b'_' || b[i] == b'$')
+                {
+                    i += 1;
+                }
+                if b.get(i) == Some(&b'\'') {
+                    // An introducer or a hex/bit literal (_utf8mb4'x', X'ff').
+                    return None;
+                }
+                Kind::Word
+            }
+            b'(' | b')' | b',' | b'.' | b';' | b'-' | b'+' => {
+                i += 1;
+                Kind::Punct
+            }
+            _ => return None,
+        };
+        out.push(Tok {
+            kind,
+            text: sql[start..i].to_string(),
+            at: start,
+            len: i - start,
+        });
+    }
+    Some(out)
+}
+
 fn note_token(seen: &mut bool, after_semicolon: &mut bool, multiple: &mut bool) {
     if *after_semicolon {
         *multiple = true;
@@ -315,5 +545,45 @@ mod tests {
         assert!(scan("INSERT INTO t VALUES ('x").unterminated);
         assert!(scan("INSERT /* x").unterminated);
         assert!(!scan("INSERT INTO t VALUES ('x')").unterminated);
+    }
+
+    #[test]
+    fn recognises_only_plain_single_row_inserts() {
+        let sql = "INSERT INTO sbtest (k, c, pad) VALUES (?, ?, ?)";
+        let s = single_row_insert(sql).unwrap();
+        assert_eq!((s.schema.as_deref(), s.table.as_str()), (None, "sbtest"));
+        assert_eq!(s.columns, ["k", "c", "pad"]);
+        assert_eq!(
+            &sql[s.head.clone()],
+            "INSERT INTO sbtest (k, c, pad) VALUES"
+        );
+        assert_eq!(&sql[s.values.clone()], "(?, ?, ?)");
+        let s = single_row_insert("insert `my db`.`t``x` (a,b) value (-1.5e3, 'it''s');").unwrap();
+        assert_eq!(
+            (s.schema.as_deref(), s.table.as_str()),
+            (Some("my db"), "t`x")
+        );
+        assert!(single_row_insert("INSERT INTO t (a) VALUES (NULL)").is_some());
+        for not in [
+            "INSERT INTO t VALUES (?)",
+            "INSERT IGNORE INTO t (a) VALUES (?)",
+            "INSERT INTO t (a) VALUES (?) ON DUPLICATE KEY UPDATE a = 1",
+            "INSERT INTO t (a) VALUES (?), (?)",
+            "INSERT INTO t (a) VALUES (NOW())",
+            "INSERT INTO t (a, b) VALUES (?)",
+            "INSERT INTO t (a) SELECT 1",
+            "INSERT INTO t (a) VALUES (?) RETURNING a",
+            "INSERT INTO t (a) VALUES (\"x\")",
+            "INSERT INTO t (a) VALUES ('a\\'b')",
+            "INSERT INTO t (a) VALUES (_utf8mb4'x')",
+            "INSERT INTO t (a) VALUES (0x1F)",
+            "INSERT INTO t (a) VALUES (?) -- note",
+            "INSERT INTO t (a) VALUES (?); DELETE FROM t",
+            "INSERT INTO t PARTITION (p0) (a) VALUES (?)",
+            "REPLACE INTO t (a) VALUES (?)",
+            "UPDATE t SET a = ?",
+        ] {
+            assert_eq!(single_row_insert(not), None, "{not}");
+        }
     }
 }

@@ -281,6 +281,11 @@ impl MariaDb {
         self.port
     }
 
+    /// The running `mariadbd`'s process id (for CPU accounting in benchmarks).
+    pub fn pid(&self) -> Option<u32> {
+        self.server.as_ref().map(|s| s.child.id())
+    }
+
     /// URL for the application user (no READ_ONLY ADMIN), database `app`.
     pub fn app_url(&self) -> String {
         format!(

@@ -136,13 +136,17 @@ impl Sluice {
     pub async fn queue_inserts(&self, client: u32, n: u32) -> Vec<String> {
         let mut ids = Vec::new();
         for seq in 0..n {
-            let (code, body) = self
-                .write_with(insert(client, seq), &[("Prefer", "respond-async")])
-                .await;
-            assert_eq!(code, 202, "{body}");
-            ids.push(body["id"].as_str().expect("an id").to_string());
+            ids.push(self.queue(insert(client, seq)).await);
         }
         ids
+    }
+
+    /// Send one write with `Prefer: respond-async` while sluice buffers; it
+    /// must be answered 202. Returns its write id.
+    pub async fn queue(&self, body: Value) -> String {
+        let (code, body) = self.write_with(body, &[("Prefer", "respond-async")]).await;
+        assert_eq!(code, 202, "{body}");
+        body["id"].as_str().expect("an id").to_string()
     }
 
     /// Wait until the queue is empty and sluice is back in direct mode.

@@ -235,7 +235,15 @@ impl Queue {
 
     /// Up to `limit` entries from the head of the queue, in order.
     pub fn head(&self, limit: usize) -> Result<Vec<Head>, QueueError> {
-        let raw = self.store.range_from(Space::Queue, &[], limit)?;
+        self.head_after(0, limit)
+    }
+
+    /// Up to `limit` entries after sequence `after`, in order: the head of
+    /// the queue once the entries up to `after` are left aside.
+    pub fn head_after(&self, after: u64, limit: usize) -> Result<Vec<Head>, QueueError> {
+        let raw = self
+            .store
+            .range_from(Space::Queue, &seq_key(after.saturating_add(1)), limit)?;
         Ok(raw
             .into_iter()
             .map(|(key, value)| {

@@ -462,3 +462,73 @@ fn validate(v: &Value, schema: &Value, spec: &Value, at: &str) -> Vec<String> {
     }
     errs
 }
+
+/// Direct writes in flight together share a transaction, and each still gets
+/// its own answer: the insert id of its own row, and, where clients race for
+/// the same key, a 1062 for every loser and a 200 for exactly one winner.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_direct_writes_share_transactions_and_keep_their_own_answers() {
+    let db = mariadb_with_table().await;
+    db.exec("CREATE TABLE uniq (k INT PRIMARY KEY, client INT NOT NULL) ENGINE=InnoDB")
+        .await
+        .unwrap();
+    let (s, _dir) = direct_sluice(&db).await;
+    let s = std::sync::Arc::new(s);
+    let mut tasks = Vec::new();
+    for client in 0..24u32 {
+        let s = s.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut told = Vec::new();
+            let mut won = Vec::new();
+            for seq in 0..25u32 {
+                let (code, body) = s.write(insert(client, seq)).await;
+                assert_eq!(code, 200, "{body}");
+                let id = body["results"][0]["last_insert_id"].as_i64().expect("an id");
+                told.push((seq, id));
+                // Every client races for the same five keys.
+                let k = seq % 5;
+                let (code, body) = s
+                    .write(json!({"sql": "INSERT INTO uniq (k, client) VALUES (?, ?)", "params": [k, client]}))
+                    .await;
+                match code {
+                    200 => won.push(k),
+                    422 => assert_eq!(body["error"]["mysql_errno"], 1062, "{body}"),
+                    _ => panic!("unexpected answer {code}: {body}"),
+                }
+            }
+            (client, told, won)
+        }));
+    }
+    let mut wins = std::collections::HashMap::new();
+    for t in tasks {
+        let (client, told, won) = t.await.unwrap();
+        for (seq, id) in told {
+            let actual = count(
+                &db,
+                &format!("SELECT id FROM t WHERE client = {client} AND seq = {seq}"),
+            )
+            .await;
+            assert_eq!(
+                id, actual,
+                "client {client} write {seq} was told another row's id"
+            );
+        }
+        for k in won {
+            *wins.entry(k).or_insert(0) += 1;
+            let owner = count(&db, &format!("SELECT client FROM uniq WHERE k = {k}")).await;
+            assert_eq!(
+                owner,
+                i64::from(client),
+                "key {k} was won by another client"
+            );
+        }
+    }
+    assert_eq!(count(&db, "SELECT COUNT(*) FROM t").await, 24 * 25);
+    assert_eq!(count(&db, "SELECT COUNT(*) FROM uniq").await, 5);
+    assert!(
+        (0..5).all(|k| wins.get(&k) == Some(&1)),
+        "each key has exactly one winner: {wins:?}"
+    );
+    let grouped = s.status().await["counters"]["grouped"].as_u64().unwrap();
+    assert!(grouped > 0, "no direct writes were grouped");
+}

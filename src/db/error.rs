@@ -28,7 +28,7 @@ impl fmt::Display for Phase {
     }
 }
 
-#[derive(Debug, Error)]
+#[derive(Debug, Clone, Error)]
 pub enum DbError {
     #[error("MariaDB did not answer within {after:?} ({phase})")]
     Timeout { phase: Phase, after: Duration },

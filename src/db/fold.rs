@@ -1,4 +1,5 @@
-//! Folding: a replayed batch's runs of identical single-row INSERTs become one
+//! Folding: a batch's runs of identical single-row INSERTs (in a drain
+//! batch, or in a group of direct writes in flight together) become one
 //! multi-row INSERT each. Same rows, same order, same transaction, for a
 //! fraction of MariaDB's per-statement work.
 //!

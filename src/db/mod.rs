@@ -10,6 +10,7 @@
 //! failure: it reports what happened ([`DbError`]) and the engine decides.
 
 pub mod admin;
+pub mod coalesce;
 pub mod error;
 mod fold;
 pub mod ledger;
@@ -23,7 +24,7 @@ use error::{from_driver, is_transient_code, sql_error};
 use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, Opts, OptsBuilder, Params, Value};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// Deadlines for database calls.
@@ -69,7 +70,13 @@ pub struct Database {
     probe_session: tokio::sync::Mutex<Option<Session>>,
     ledger_ready: AtomicBool,
     folder: fold::Folder,
+    coalescer: coalesce::Coalescer,
 }
+
+/// Direct-write groups in flight at once (see `coalesce`).
+const GROUP_SLOTS: usize = 4;
+/// Most direct writes in one group.
+const MAX_GROUP: usize = 64;
 
 /// What applying a batch gave: each write's statement results, and how many
 /// of its writes went in folded into multi-row INSERTs.
@@ -77,6 +84,8 @@ pub struct Database {
 pub struct Applied {
     pub results: Vec<Vec<StatementResult>>,
     pub folded: usize,
+    /// How many direct writes shared the transaction (1: alone).
+    pub group: usize,
 }
 
 /// What a small statement returns.
@@ -126,6 +135,7 @@ impl Database {
             probe_session: tokio::sync::Mutex::new(None),
             ledger_ready: AtomicBool::new(false),
             folder: fold::Folder::default(),
+            coalescer: coalesce::Coalescer::new(GROUP_SLOTS, MAX_GROUP),
         })
     }
 
@@ -171,6 +181,17 @@ impl Database {
             after: started.elapsed(),
         };
         self.settle(slot, outcome, timeout)
+    }
+
+    /// Apply one direct write, in a group with the direct writes in flight
+    /// beside it when there are any (see `coalesce`); the answer is the one
+    /// it would get alone.
+    pub async fn apply_direct(self: &Arc<Self>, write: &Write) -> Result<Applied, DbError> {
+        if coalesce::groupable(write) {
+            self.coalescer.apply(self, write).await
+        } else {
+            self.apply(&[write], false).await
+        }
     }
 
     /// Return the connection to the pool after success or a definitive
@@ -221,7 +242,7 @@ impl Database {
         }
         let s = slot.as_mut().expect("connected above");
         self.ensure_ledger(&mut s.conn).await?;
-        let folds = if replay && writes.len() > 1 {
+        let folds = if writes.len() > 1 {
             self.folder
                 .plan(&mut s.conn, writes, &self.default_db)
                 .await
@@ -384,6 +405,7 @@ impl Database {
         Ok(Applied {
             results: all,
             folded,
+            group: 1,
         })
     }
 

@@ -207,6 +207,11 @@ pub fn render(status: &EngineStatus, latencies: &Latencies) -> String {
             "Replays skipped because the ledger proved an earlier commit.",
         ),
         (
+            "sluice_direct_grouped_writes_total",
+            "grouped",
+            "Direct writes applied in a transaction shared with other direct writes.",
+        ),
+        (
             "sluice_drain_folded_writes_total",
             "folded",
             "Drained writes applied folded into multi-row INSERTs.",

@@ -177,6 +177,8 @@ pub struct Counters {
     pub ledger_skips: AtomicU64,
     /// Drained writes that went in folded into multi-row INSERTs.
     pub folded: AtomicU64,
+    /// Direct writes that shared a transaction with others.
+    pub grouped: AtomicU64,
     pub quarantined: AtomicU64,
     pub ledger_pruned: AtomicU64,
     pub probes: AtomicU64,
@@ -518,26 +520,41 @@ impl Engine {
 
         let db = self.inner.db();
         let started = std::time::Instant::now();
-        let applied = db.apply(&[&write], replay).await;
+        let applied = if replay {
+            db.apply(&[&write], true).await
+        } else {
+            db.apply_direct(&write).await
+        };
         if applied.is_ok() {
             self.inner.latencies.direct.observe(started.elapsed());
         }
         match applied {
             Ok(applied) => {
+                if applied.group > 1 {
+                    self.inner.counters.grouped.fetch_add(1, Ordering::Relaxed);
+                }
                 let results = applied.results.into_iter().next();
                 self.inner
                     .counters
                     .direct_applied
                     .fetch_add(1, Ordering::Relaxed);
-                let status = WriteStatus::Applied {
-                    results: results.clone(),
-                };
-                index::put_status(
-                    &**self.inner.queue.store(),
-                    id,
-                    status,
-                    write.idempotency_key.clone(),
-                )?;
+                // The client has its answer. A status entry is kept only
+                // where it is asked for again: a repeated idempotency key
+                // answers with these results, and a retried dead letter must
+                // stop reading as dead. A lookup of any other direct write
+                // is answered from the ledger, which keeps the store off the
+                // direct path.
+                if replay || write.idempotency_key.is_some() {
+                    let status = WriteStatus::Applied {
+                        results: results.clone(),
+                    };
+                    index::put_status(
+                        &**self.inner.queue.store(),
+                        id,
+                        status,
+                        write.idempotency_key.clone(),
+                    )?;
+                }
                 Ok(Submitted::Applied { id, results })
             }
             Err(DbError::AlreadyApplied { original }) => {
@@ -723,6 +740,7 @@ impl Engine {
             ("dead_lettered", c.dead_lettered.load(Ordering::Relaxed)),
             ("ledger_skips", c.ledger_skips.load(Ordering::Relaxed)),
             ("folded", c.folded.load(Ordering::Relaxed)),
+            ("grouped", c.grouped.load(Ordering::Relaxed)),
             ("quarantined", c.quarantined.load(Ordering::Relaxed)),
             ("ledger_pruned", c.ledger_pruned.load(Ordering::Relaxed)),
             ("store_flushes", inner.queue.group_commit().flushes()),

@@ -137,8 +137,9 @@ impl fmt::Display for SqlError {
 pub enum WriteStatus {
     /// Durably queued, not yet applied.
     Queued,
-    /// Committed in MariaDB. `results` is `None` when an earlier attempt
-    /// committed it and the ledger proved so (its results were not seen).
+    /// Committed in MariaDB. `results` is `None` when only the ledger
+    /// proves it: an earlier attempt committed it, or it was applied
+    /// directly and its results went to its client alone.
     Applied {
         results: Option<Vec<StatementResult>>,
     },

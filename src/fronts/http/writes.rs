@@ -211,7 +211,7 @@ fn applied_json(id: WriteId, results: Option<&[crate::engine::write::StatementRe
             "id": id.to_string(),
             "status": "applied",
             "results": null,
-            "note": "applied by an earlier attempt (proved by the ledger); its results were not observed",
+            "note": "applied (the ledger proves it); its results went to the client that sent it, and sluice keeps them only for writes that were queued or carry an idempotency key",
         }),
     }
 }

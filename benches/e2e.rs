@@ -514,6 +514,8 @@ async fn through_sluice(report: &mut Report, set: &Settings) {
             "\nabsorbing a stall (MariaDB frozen with FLUSH TABLES WITH READ LOCK, 32 clients)"
         );
         let mut absorbed = Vec::new();
+        let mut per_flush = Vec::new();
+        let mut cpu_per_ack = Vec::new();
         for _ in 0..set.runs {
             let hold = db.freeze_writes().await.expect("freeze");
             // Until sluice notices the freeze and buffers.
@@ -531,6 +533,8 @@ async fn through_sluice(report: &mut Report, set: &Settings) {
                 engine.mode() == sluice::engine::mode::Mode::Buffering
             })
             .await;
+            let flushes0 = metric(&engine, "sluice_store_flushes_total");
+            let cpu0 = cpu_secs(std::process::id());
             let l = load(
                 &Target::Http {
                     base: http.clone(),
@@ -542,6 +546,10 @@ async fn through_sluice(report: &mut Report, set: &Settings) {
             )
             .await;
             absorbed.push(l.per_sec());
+            let acks = l.ops.max(1) as f64;
+            per_flush
+                .push(acks / (metric(&engine, "sluice_store_flushes_total") - flushes0).max(1.0));
+            cpu_per_ack.push((cpu_secs(std::process::id()) - cpu0) * 1e6 / acks);
             hold.release().await.expect("unfreeze");
             wait_for("drained", Duration::from_secs(600), || {
                 engine.mode() == sluice::engine::mode::Mode::Direct
@@ -553,6 +561,18 @@ async fn through_sluice(report: &mut Report, set: &Settings) {
             "durable acks/s, MariaDB frozen @32",
             "writes/s",
             absorbed,
+        );
+        report.add(
+            "absorbing a stall",
+            "acknowledged writes per store flush",
+            "writes",
+            per_flush,
+        );
+        report.add(
+            "absorbing a stall",
+            "client + sluice CPU per acknowledgement",
+            "µs",
+            cpu_per_ack,
         );
         report.against(
             "durable acks/s, MariaDB frozen @32",
@@ -761,6 +781,15 @@ async fn freeze_and_queue(
 /// (sum of seconds, count) of sluice's direct-write latency histogram.
 fn apply_time(engine: &sluice::engine::Engine) -> (f64, f64) {
     histogram(engine, "sluice_direct_write_seconds")
+}
+
+/// The value of one of sluice's unlabelled metrics.
+fn metric(engine: &sluice::engine::Engine, name: &str) -> f64 {
+    let text = engine.metrics_text();
+    text.lines()
+        .find(|l| l.split_whitespace().next() == Some(name))
+        .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        .unwrap_or(0.0)
 }
 
 /// (sum of seconds, count) of one of sluice's latency histograms.

@@ -446,8 +446,12 @@ impl Engine {
             return Err(EngineError::ShuttingDown);
         }
         let store = self.inner.queue.store().clone();
-        let fp = request_fingerprint(&req);
-        if let Some(key) = &req.idempotency_key {
+        // Only a write with an idempotency key is compared with another.
+        let fp = req
+            .idempotency_key
+            .as_ref()
+            .map(|_| request_fingerprint(&req));
+        if let (Some(key), Some(fp)) = (&req.idempotency_key, fp) {
             if let Some(rec) = index::get_idempotency(&*store, key)? {
                 if rec.fingerprint != fp {
                     return Err(EngineError::IdempotencyMismatch { key: key.clone() });
@@ -456,7 +460,7 @@ impl Engine {
             }
         }
         let id = self.inner.ids.next();
-        if let Some(key) = &req.idempotency_key {
+        if let (Some(key), Some(fp)) = (&req.idempotency_key, fp) {
             index::put_idempotency(
                 &*store,
                 key,

@@ -38,6 +38,9 @@ pub(crate) async fn run(inner: Arc<Inner>, stop: CancellationToken) {
     // The last batch, committed but not yet taken off the queue: that
     // bookkeeping is done while the next batch is in MariaDB.
     let mut done: Option<Done> = None;
+    // The entries after the batch in MariaDB, read while it applies:
+    // (the sequence they follow, the entries).
+    let mut prefetched: Option<(u64, Vec<Head>)> = None;
     loop {
         if stop.is_cancelled() {
             finish_batch(&inner, done.take());
@@ -45,6 +48,7 @@ pub(crate) async fn run(inner: Arc<Inner>, stop: CancellationToken) {
         }
         if inner.mode.mode() != Mode::Draining || inner.paused.load(Ordering::SeqCst) {
             finish_batch(&inner, done.take());
+            prefetched = None;
             tokio::select! {
                 _ = mode_rx.changed() => {}
                 _ = inner.drain_wake.notified() => {}
@@ -56,7 +60,11 @@ pub(crate) async fn run(inner: Arc<Inner>, stop: CancellationToken) {
             .drain_batch
             .store(pacer.batch() as u64, Ordering::Relaxed);
         let after = done.as_ref().map_or(0, |d| d.last_seq);
-        let heads = match inner.queue.head_after(after, pacer.batch()) {
+        let heads = match prefetched.take() {
+            Some((from, heads)) if from == after => Ok(heads),
+            _ => inner.queue.head_after(after, pacer.batch()),
+        };
+        let heads = match heads {
             Ok(h) => h,
             Err(e) => {
                 finish_batch(&inner, done.take());
@@ -125,13 +133,21 @@ pub(crate) async fn run(inner: Arc<Inner>, stop: CancellationToken) {
                 _ = std::future::ready(()) => None,
             };
             finish_batch(&inner, done.take());
-            match ready {
+            // And read what comes after it, for the next batch.
+            let last = batch.last().map_or(after, |b| b.0);
+            let next = inner.queue.head_after(last, pacer.batch()).ok();
+            let r = match ready {
                 Some(r) => r,
                 None => tokio::select! {
                     r = apply => r,
                     _ = stop.cancelled() => return,
                 },
-            }
+            };
+            prefetched = match (&r, next) {
+                (Ok(_), Some(heads)) => Some((last, heads)),
+                _ => None,
+            };
+            r
         };
         let took = started.elapsed();
         match result {

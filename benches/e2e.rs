@@ -479,35 +479,39 @@ async fn through_sluice(report: &mut Report, set: &Settings) {
             }
         }
 
-        // Where the time of one write goes (1 client, MySQL front): the
-        // client's latency against the time sluice spends applying it in MariaDB
-        // (sluice_direct_write_seconds) and against direct MariaDB.
-        let before = apply_time(&engine);
-        let mut l = load(&via_front, 1, set.secs, 0.0).await;
-        let after = apply_time(&engine);
-        let client_ms = l.lat_us.iter().sum::<u64>() as f64 / l.lat_us.len().max(1) as f64 / 1000.0;
-        let apply_ms = (after.0 - before.0) / (after.1 - before.1).max(1.0) * 1000.0;
-        let mut d = load(&direct, 1, set.secs, 0.0).await;
-        let direct_ms = d.lat_us.iter().sum::<u64>() as f64 / d.lat_us.len().max(1) as f64 / 1000.0;
-        let _ = (l.pct(0.5), d.pct(0.5));
-        report.add(
-            "where the time goes, 1 client",
-            "direct MariaDB mean latency",
-            "ms",
-            vec![direct_ms],
-        );
-        report.add(
-            "where the time goes, 1 client",
-            "MySQL front mean latency",
-            "ms",
-            vec![client_ms],
-        );
-        report.add(
-            "where the time goes, 1 client",
-            "of which applying in MariaDB",
-            "ms",
-            vec![apply_ms],
-        );
+        // Where the time of one write goes (MySQL front, 1 and 8 clients):
+        // the client's latency against the time sluice spends applying it
+        // (sluice_direct_write_seconds: waiting for a group slot, then
+        // MariaDB) and against direct MariaDB.
+        for clients in [1usize, 8] {
+            let before = apply_time(&engine);
+            let l = load(&via_front, clients, set.secs, 0.0).await;
+            let after = apply_time(&engine);
+            let mean = |l: &Load| {
+                l.lat_us.iter().sum::<u64>() as f64 / l.lat_us.len().max(1) as f64 / 1000.0
+            };
+            let apply_ms = (after.0 - before.0) / (after.1 - before.1).max(1.0) * 1000.0;
+            let d = load(&direct, clients, set.secs, 0.0).await;
+            let sc = format!("where the time goes, {clients} clients");
+            report.add(
+                &sc,
+                &format!("direct MariaDB mean latency @{clients}"),
+                "ms",
+                vec![mean(&d)],
+            );
+            report.add(
+                &sc,
+                &format!("MySQL front mean latency @{clients}"),
+                "ms",
+                vec![mean(&l)],
+            );
+            report.add(
+                &sc,
+                &format!("of which applying, @{clients}"),
+                "ms",
+                vec![apply_ms],
+            );
+        }
     }
     if wanted("stall") {
         println!(

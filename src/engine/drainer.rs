@@ -120,6 +120,7 @@ pub(crate) async fn run(inner: Arc<Inner>, stop: CancellationToken) {
         }
 
         let writes: Vec<_> = batch.iter().map(|(_, _, e)| &e.write).collect();
+        let last = batch.last().map_or(after, |b| b.0);
         let started = Instant::now();
         let db = inner.db();
         let result = {
@@ -134,7 +135,6 @@ pub(crate) async fn run(inner: Arc<Inner>, stop: CancellationToken) {
             };
             finish_batch(&inner, done.take());
             // And read what comes after it, for the next batch.
-            let last = batch.last().map_or(after, |b| b.0);
             let next = inner.queue.head_after(last, pacer.batch()).ok();
             let r = match ready {
                 Some(r) => r,
@@ -159,7 +159,7 @@ pub(crate) async fn run(inner: Arc<Inner>, stop: CancellationToken) {
                     .fetch_add(applied.folded as u64, Ordering::Relaxed);
                 let n = batch.len();
                 done = Some(Done {
-                    last_seq: batch.last().map_or(after, |b| b.0),
+                    last_seq: last,
                     writes: batch
                         .into_iter()
                         .zip(applied.results)

@@ -789,23 +789,24 @@ fn apply_time(engine: &sluice::engine::Engine) -> (f64, f64) {
 
 /// The value of one of sluice's unlabelled metrics.
 fn metric(engine: &sluice::engine::Engine, name: &str) -> f64 {
-    let text = engine.metrics_text();
-    text.lines()
-        .find(|l| l.split_whitespace().next() == Some(name))
-        .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
-        .unwrap_or(0.0)
+    value_in(&engine.metrics_text(), name)
 }
 
 /// (sum of seconds, count) of one of sluice's latency histograms.
 fn histogram(engine: &sluice::engine::Engine, name: &str) -> (f64, f64) {
     let text = engine.metrics_text();
-    let get = |name: &str| {
-        text.lines()
-            .find(|l| l.starts_with(name))
-            .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
-            .unwrap_or(0.0)
-    };
-    (get(&format!("{name}_sum ")), get(&format!("{name}_count ")))
+    (
+        value_in(&text, &format!("{name}_sum")),
+        value_in(&text, &format!("{name}_count")),
+    )
+}
+
+/// The value of the unlabelled series `name` in Prometheus text.
+fn value_in(text: &str, name: &str) -> f64 {
+    text.lines()
+        .find(|l| l.split_whitespace().next() == Some(name))
+        .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        .unwrap_or(0.0)
 }
 
 fn sysbench(port: u16, password: &str, secs: u64) -> f64 {

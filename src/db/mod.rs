@@ -79,7 +79,8 @@ const GROUP_SLOTS: usize = 4;
 const MAX_GROUP: usize = 64;
 
 /// What applying a batch gave: each write's statement results, and how many
-/// of its writes went in folded into multi-row INSERTs.
+/// of its writes went in folded into multi-row INSERTs (a write answered by
+/// the coalescer reports only the size of its group).
 #[derive(Debug)]
 pub struct Applied {
     pub results: Vec<Vec<StatementResult>>,
@@ -456,8 +457,9 @@ impl Database {
                 statement_index: si,
                 error,
             },
-            // One of the folded rows was refused; the drainer then applies
-            // the run one write at a time to find which.
+            // One of the folded rows was refused; the caller (the drainer,
+            // or the coalescer for a group) then applies the writes one at a
+            // time to find which.
             Step::Folded { first, .. } => DbError::Definitive {
                 write_index: first,
                 statement_index: 0,

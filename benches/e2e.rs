@@ -17,11 +17,11 @@
 use mysql_async::prelude::Queryable;
 use serde_json::{json, Value};
 use sluice::config::{Config, RawConfig};
-use sluice::engine::queue::store::{QueueStore, SledStore};
-use sluice::engine::queue::{Queue, QueueLimits, QueuedWrite};
-use sluice::engine::write::{Param, SessionContext, Statement, Write, WriteId};
 use sluice::server;
+use sluice::store::{Backend, SledBackend};
+use sluice::store::{QueueLimits, QueuedWrite, Store};
 use sluice::testkit::{MariaDb, APP_DB, APP_PASSWORD, APP_USER};
+use sluice::write::{Param, SessionContext, Statement, Write, WriteId};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -876,13 +876,13 @@ fn queued_sample(i: u64) -> QueuedWrite {
 async fn footprint(report: &mut Report, set: &Settings) {
     let empty = tempfile::tempdir().unwrap();
     let full = tempfile::tempdir().unwrap();
-    let record = sluice::engine::queue::record::encode(&queued_sample(1))
+    let record = sluice::store::record::encode(&queued_sample(1))
         .unwrap()
         .len() as f64;
     {
-        let store: Arc<dyn QueueStore> =
-            Arc::new(SledStore::open(&full.path().join("queue"), 64 << 20).unwrap());
-        let q = Queue::open(
+        let store: Arc<dyn Backend> =
+            Arc::new(SledBackend::open(&full.path().join("queue"), 64 << 20).unwrap());
+        let q = Store::open(
             store.clone(),
             QueueLimits {
                 max_count: u64::MAX,

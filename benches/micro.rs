@@ -6,10 +6,10 @@
 //! isolation; the end-to-end comparison with direct MariaDB is separate.
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
-use sluice::engine::queue::record;
-use sluice::engine::queue::store::{QueueStore, SledStore};
-use sluice::engine::queue::{Queue, QueueLimits, QueuedWrite};
-use sluice::engine::write::{Param, SessionContext, Statement, Write, WriteId};
+use sluice::store::record;
+use sluice::store::{Backend, SledBackend};
+use sluice::store::{QueueLimits, QueuedWrite, Store};
+use sluice::write::{Param, SessionContext, Statement, Write, WriteId};
 use std::sync::Arc;
 
 fn sample(i: u64) -> QueuedWrite {
@@ -67,9 +67,9 @@ fn group_commit(c: &mut Criterion) {
         .build()
         .unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let store: Arc<dyn QueueStore> = Arc::new(SledStore::open(dir.path(), 64 << 20).unwrap());
+    let store: Arc<dyn Backend> = Arc::new(SledBackend::open(dir.path(), 64 << 20).unwrap());
     let queue = Arc::new(
-        Queue::open(
+        Store::open(
             store,
             QueueLimits {
                 max_count: u64::MAX,

@@ -9,8 +9,9 @@
 
 use crate::engine::failover::FailoverConfig;
 use crate::engine::pacing::PacingConfig;
-use crate::engine::queue::QueueLimits;
 use crate::engine::EngineConfig;
+use crate::fronts::http::HttpConfig;
+use crate::store::QueueLimits;
 use serde::{Deserialize, Deserializer};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -187,18 +188,6 @@ pub enum ConfigError {
     },
     #[error("{0}")]
     Refused(String),
-}
-
-/// HTTP front settings.
-#[derive(Debug, Clone)]
-pub struct HttpConfig {
-    pub listen: SocketAddr,
-    pub tokens: Vec<String>,
-    pub admin_tokens: Vec<String>,
-    pub max_body_bytes: usize,
-    pub concurrency: usize,
-    pub default_wait: Duration,
-    pub max_wait: Duration,
 }
 
 /// MySQL front settings: where to listen, and the front's own settings.

@@ -22,5 +22,7 @@ pub mod engine;
 pub mod fronts;
 pub mod server;
 pub mod sql;
+pub mod store;
 pub mod testkit;
 pub mod util;
+pub mod write;

@@ -7,9 +7,9 @@
 use crate::config::Config;
 use crate::db::{Database, DbTimeouts};
 use crate::engine::failover::{FailoverConfig, GrantCheck};
-use crate::engine::queue::store::{QueueStore, SledStore};
 use crate::engine::{Engine, EngineError};
 use crate::fronts::http::{self, AppState};
+use crate::store::{Backend, SledBackend};
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -20,7 +20,7 @@ use tokio_util::sync::CancellationToken;
 #[derive(Debug, Error)]
 pub enum ServerError {
     #[error(transparent)]
-    Store(#[from] crate::engine::queue::store::StoreError),
+    Store(#[from] crate::store::BackendError),
     #[error("{0}")]
     Database(String),
     #[error(transparent)]
@@ -47,7 +47,7 @@ pub struct Running {
 
 /// Start sluice with `config`; returns once the HTTP front is listening.
 pub async fn start(config: Config) -> Result<Running, ServerError> {
-    let store: Arc<dyn QueueStore> = Arc::new(SledStore::open(
+    let store: Arc<dyn Backend> = Arc::new(SledBackend::open(
         &config.data_dir.join("queue"),
         config.store_cache_bytes,
     )?);

@@ -2,6 +2,7 @@
 //! list`, `sluice drain pause|resume`): they call a running sluice's admin
 //! API and print a table for people, or the JSON with `--json` for scripts.
 
+use super::format::{eta, pairs, short, show_table, table, text};
 use anyhow::{bail, Context};
 use serde_json::Value;
 use std::time::Duration;
@@ -133,50 +134,6 @@ async fn call_with(
     Ok(send(rb, &base).await?.json().await.unwrap_or(Value::Null))
 }
 
-/// Print rows as aligned columns.
-pub fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
-    let mut widths: Vec<usize> = headers.iter().map(|h| h.len()).collect();
-    for r in rows {
-        for (i, c) in r.iter().enumerate() {
-            widths[i] = widths[i].max(c.chars().count());
-        }
-    }
-    let line = |cells: Vec<String>| {
-        cells
-            .iter()
-            .enumerate()
-            .map(|(i, c)| format!("{c:<w$}", w = widths[i]))
-            .collect::<Vec<_>>()
-            .join("  ")
-            .trim_end()
-            .to_string()
-    };
-    let mut out = line(headers.iter().map(|h| h.to_string()).collect());
-    out.push('\n');
-    for r in rows {
-        out.push_str(&line(r.clone()));
-        out.push('\n');
-    }
-    out
-}
-
-pub fn short(s: &str, n: usize) -> String {
-    let one_line = s.split_whitespace().collect::<Vec<_>>().join(" ");
-    if one_line.chars().count() <= n {
-        one_line
-    } else {
-        format!("{}…", one_line.chars().take(n - 1).collect::<String>())
-    }
-}
-
-pub fn text(v: &Value) -> String {
-    match v {
-        Value::Null => "-".into(),
-        Value::String(s) => s.clone(),
-        other => other.to_string(),
-    }
-}
-
 pub async fn status(args: &AdminArgs) -> anyhow::Result<()> {
     let s = call(args, reqwest::Method::GET, "/status").await?;
     if args.json {
@@ -236,7 +193,7 @@ pub async fn status(args: &AdminArgs) -> anyhow::Result<()> {
                     "running"
                 },
                 s["drain"]["drain_per_second"].as_f64().unwrap_or(0.0),
-                super::queue::eta(&s["drain"]["eta_seconds"]),
+                eta(&s["drain"]["eta_seconds"]),
                 text(&s["drain"]["batch_size"])
             ),
         ],
@@ -252,15 +209,6 @@ pub async fn status(args: &AdminArgs) -> anyhow::Result<()> {
     ]);
     print!("{}", pairs(&rows));
     Ok(())
-}
-
-/// Label/value rows, aligned, without a header line.
-pub fn pairs(rows: &[Vec<String>]) -> String {
-    table(&["", ""], rows)
-        .lines()
-        .skip(1)
-        .map(|l| format!("{l}\n"))
-        .collect()
 }
 
 /// Fetch one page of `path` and print it as a table (or JSON).
@@ -321,7 +269,7 @@ pub async fn dead(command: super::DeadCommand, args: &AdminArgs) -> anyhow::Resu
             if args.json {
                 println!("{}", serde_json::to_string_pretty(&v)?);
             } else {
-                print!("{}", super::queue::show_table(&v));
+                print!("{}", show_table(&v));
             }
             Ok(())
         }
@@ -532,15 +480,5 @@ pub async fn failover(args: &AdminArgs, failback: bool, wait: Duration) -> anyho
             bail!("the procedure is still running after {wait:?}; follow it with `sluice status`");
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn tables_align_and_long_text_is_cut() {
-        let t = super::table(&["A", "LONGER"], &[vec!["xyz".into(), "1".into()]]);
-        assert_eq!(t, "A    LONGER\nxyz  1\n");
-        assert_eq!(super::short("INSERT   INTO\n t", 10), "INSERT IN…");
     }
 }

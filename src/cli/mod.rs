@@ -4,6 +4,7 @@
 
 pub mod admin;
 pub mod demo;
+pub mod format;
 pub mod queue;
 
 use crate::config::{Config, RawConfig};

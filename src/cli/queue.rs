@@ -6,9 +6,11 @@
 //! Export streams: a page at a time from the store or the HTTP body, with
 //! progress on stderr; the whole queue is never held in memory.
 
-use super::admin::{self, pairs, short, table, text, AdminArgs, PageArgs};
-use crate::engine::queue::store::SledStore;
-use crate::engine::queue::{Queue, QueueLimits};
+use super::admin::{self, AdminArgs, PageArgs};
+use super::format::{ago, eta, list_table, pairs, show_table, text};
+use crate::fronts::http::admin::queued_json;
+use crate::store::SledBackend;
+use crate::store::{QueueLimits, Store};
 use anyhow::{bail, Context};
 use serde_json::{json, Value};
 use std::io::{IsTerminal, Write};
@@ -65,7 +67,7 @@ pub enum QueueCommand {
 /// Where queued writes are read from.
 enum Source {
     Remote(AdminArgs),
-    Local(Queue),
+    Local(Store),
 }
 
 impl Source {
@@ -90,13 +92,13 @@ impl Source {
             Source::Local(q) => Ok(q
                 .list(after, limit)?
                 .iter()
-                .map(|(seq, w)| w.to_json(*seq))
+                .map(|(seq, w)| queued_json(*seq, w))
                 .collect()),
         }
     }
 }
 
-fn open_local(dir: &Path) -> anyhow::Result<Queue> {
+fn open_local(dir: &Path) -> anyhow::Result<Store> {
     let path = dir.join("queue");
     if !path.join("conf").exists() && !path.join("db").exists() {
         bail!(
@@ -105,14 +107,14 @@ fn open_local(dir: &Path) -> anyhow::Result<Queue> {
             path.display()
         );
     }
-    let store = SledStore::open(&path, 16 << 20).with_context(|| {
+    let store = SledBackend::open(&path, 16 << 20).with_context(|| {
         "cannot open the queue store; if sluice is running on it, leave out --data-dir to ask it"
     })?;
     let unbounded = QueueLimits {
         max_count: u64::MAX,
         max_bytes: u64::MAX,
     };
-    Ok(Queue::open(Arc::new(store), unbounded)?)
+    Ok(Store::open(Arc::new(store), unbounded)?)
 }
 
 fn print_json(v: &Value) -> anyhow::Result<()> {
@@ -143,7 +145,7 @@ pub async fn run(command: QueueCommand, admin: AdminArgs) -> anyhow::Result<()> 
                     admin::call(&a, reqwest::Method::GET, &path).await?
                 }
                 Source::Local(q) => match q.find(&reference)? {
-                    Some((seq, w)) => w.to_json(seq),
+                    Some((seq, w)) => queued_json(seq, &w),
                     None => bail!("no queued write {reference:?}"),
                 },
             };
@@ -163,74 +165,6 @@ pub async fn run(command: QueueCommand, admin: AdminArgs) -> anyhow::Result<()> 
             iterations,
         } => watch(&admin, interval, iterations).await,
     }
-}
-
-pub fn list_table(items: &[Value]) -> String {
-    let rows: Vec<Vec<String>> = items
-        .iter()
-        .map(|w| {
-            vec![
-                text(&w["seq"]),
-                text(&w["id"]),
-                text(&w["accepted_at"]),
-                text(&w["attempts"]),
-                if w["outcome_unknown"] == true {
-                    "unknown".into()
-                } else {
-                    "-".into()
-                },
-                short(w["statements"][0].as_str().unwrap_or(""), 60),
-            ]
-        })
-        .collect();
-    table(
-        &["SEQ", "ID", "ACCEPTED", "ATTEMPTS", "OUTCOME", "STATEMENT"],
-        &rows,
-    )
-}
-
-/// One write (queued or dead) as label/value lines.
-pub fn show_table(w: &Value) -> String {
-    let mut rows = vec![
-        vec!["seq".into(), text(&w["seq"])],
-        vec!["id".into(), text(&w["id"])],
-        vec!["accepted at".into(), text(&w["accepted_at"])],
-    ];
-    for (i, st) in w["statements"].as_array().into_iter().flatten().enumerate() {
-        rows.push(vec![
-            format!("statement {}", i + 1),
-            st.as_str().unwrap_or("").to_string(),
-        ]);
-        rows.push(vec![
-            format!("  params {}", i + 1),
-            w["params"][i].to_string(),
-        ]);
-    }
-    for (label, key) in [
-        ("database", "database"),
-        ("sql_mode", "sql_mode"),
-        ("time_zone", "time_zone"),
-        ("charset", "charset"),
-        ("idempotency key", "idempotency_key"),
-        ("attempts", "attempts"),
-        ("outcome unknown", "outcome_unknown"),
-        ("last error", "last_error"),
-    ] {
-        rows.push(vec![label.into(), text(&w[key])]);
-    }
-    if !w["error"].is_null() {
-        rows.push(vec![
-            "MariaDB error".into(),
-            format!(
-                "{} ({}): {}",
-                text(&w["error"]["mysql_errno"]),
-                text(&w["error"]["sqlstate"]),
-                text(&w["error"]["message"])
-            ),
-        ]);
-        rows.push(vec!["died at".into(), text(&w["died_at"])]);
-    }
-    pairs(&rows)
 }
 
 fn urlencode(s: &str) -> String {
@@ -253,14 +187,14 @@ async fn stats(src: &Source, as_json: bool) -> anyhow::Result<()> {
         }
         Source::Local(q) => {
             let st = q.stats();
-            let now = crate::engine::write::now_micros();
+            let now = crate::write::now_micros();
             json!({
                 "depth": st.depth,
                 "bytes": st.bytes,
                 "oldest_age_seconds": st.oldest_accepted_micros.map(|t| ((now - t).max(0) as f64) / 1e6),
                 "dead_letters": st.dead,
                 "quarantined": st.quarantined,
-                "disk_bytes": q.store().size_on_disk()?,
+                "disk_bytes": q.size_on_disk()?,
             })
         }
     };
@@ -286,22 +220,6 @@ async fn stats(src: &Source, as_json: bool) -> anyhow::Result<()> {
     }
     print!("{}", pairs(&rows));
     Ok(())
-}
-
-/// An age in seconds as "12.5 s ago" ("-" when there is none).
-fn ago(v: &Value) -> String {
-    v.as_f64()
-        .map(|a| format!("{a:.1} s ago"))
-        .unwrap_or_else(|| "-".into())
-}
-
-pub fn eta(v: &Value) -> String {
-    match v.as_f64() {
-        None => "-".into(),
-        Some(s) if s < 60.0 => format!("{s:.0} s"),
-        Some(s) if s < 3600.0 => format!("{:.1} min", s / 60.0),
-        Some(s) => format!("{:.1} h", s / 3600.0),
-    }
 }
 
 /// Progress on stderr, at most twice a second.
@@ -350,7 +268,7 @@ async fn export(src: &Source, output: Option<&Path>) -> anyhow::Result<()> {
                 let Some((last, _)) = page.last() else { break };
                 after = *last;
                 for (seq, w) in &page {
-                    writeln!(out, "{}", w.to_json(*seq))?;
+                    writeln!(out, "{}", queued_json(*seq, w))?;
                 }
                 progress.tick(page.len() as u64, false);
             }

@@ -27,7 +27,7 @@
 //! It must never answer a write with another write's result.
 
 use super::{Applied, Database, DbError, Phase};
-use crate::engine::write::{StatementResult, Write};
+use crate::write::{StatementResult, Write};
 use std::sync::{Arc, Mutex};
 use tokio::sync::{oneshot, Semaphore};
 

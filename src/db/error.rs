@@ -2,7 +2,7 @@
 //! for the write: not applied (retry or queue), applied for sure, refused for
 //! good (a definitive SQL error), or unknown (COMMIT was sent, no answer).
 
-use crate::engine::write::{SqlError, WriteId};
+use crate::write::{SqlError, WriteId};
 use std::fmt;
 use std::time::Duration;
 use thiserror::Error;

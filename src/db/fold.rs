@@ -23,8 +23,8 @@
 //! It must never fold a write whose meaning could change, and never guess:
 //! a failed lookup or an unknown shape leaves the writes as written.
 
-use crate::engine::write::{SessionContext, Write};
 use crate::sql::{scan, single_row_insert, StatementClass};
+use crate::write::{SessionContext, Write};
 use mysql_async::prelude::Queryable;
 use mysql_async::Conn;
 use std::collections::HashMap;
@@ -256,7 +256,7 @@ fn runs(writes: &[&Write], default_db: &str) -> Vec<Run> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::write::{Statement, WriteId};
+    use crate::write::{Statement, WriteId};
 
     fn write(n: u128, sql: &str, db: Option<&str>) -> Write {
         Write {

@@ -8,7 +8,7 @@
 //!
 //! Nothing here decides what a statement means; it only spells values.
 
-use crate::engine::write::Param;
+use crate::write::Param;
 
 /// One parameter as a literal in a session using `charset`.
 pub fn param(p: &Param, charset: &str) -> String {

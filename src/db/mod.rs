@@ -19,7 +19,7 @@ pub mod passthrough;
 
 pub use error::{DbError, Phase};
 
-use crate::engine::write::{Param, SessionContext, StatementResult, Write, WriteId};
+use crate::write::{Param, SessionContext, StatementResult, Write, WriteId};
 use error::{from_driver, is_transient_code, sql_error};
 use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, Opts, OptsBuilder, Params, Value};
@@ -302,7 +302,7 @@ impl Database {
                 crate::sql::inline(sql, &lits).ok_or_else(|| DbError::Definitive {
                     write_index: wi,
                     statement_index: si,
-                    error: crate::engine::write::SqlError {
+                    error: crate::write::SqlError {
                         code: 1210,
                         sqlstate: "HY000".into(),
                         message: "the statement's placeholders do not match its parameters".into(),

@@ -8,7 +8,7 @@
 //! Writes never come through here: they go to the engine.
 
 use super::{from_driver, set_context, Database, DbError, Phase, Session};
-use crate::engine::RequestContext;
+use crate::write::RequestContext;
 use mysql_async::prelude::Queryable;
 use mysql_async::{Column, Conn, Opts, Row, Value};
 use std::sync::Arc;

@@ -13,11 +13,10 @@
 
 use super::mode::{Event, Mode};
 use super::pacing::Pacer;
-use super::queue::index;
-use super::queue::{Head, QueuedWrite};
-use super::write::{StatementResult, WriteId, WriteStatus};
 use super::Inner;
 use crate::db::DbError;
+use crate::store::{Head, QueuedWrite};
+use crate::write::{StatementResult, WriteId, WriteStatus};
 use backon::{BackoffBuilder, ExponentialBuilder};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -62,7 +61,7 @@ pub(crate) async fn run(inner: Arc<Inner>, stop: CancellationToken) {
         let after = done.as_ref().map_or(0, |d| d.last_seq);
         let heads = match prefetched.take() {
             Some((from, heads)) if from == after => Ok(heads),
-            _ => inner.queue.head_after(after, pacer.batch()),
+            _ => inner.store.head_after(after, pacer.batch()),
         };
         let heads = match heads {
             Ok(h) => h,
@@ -80,7 +79,7 @@ pub(crate) async fn run(inner: Arc<Inner>, stop: CancellationToken) {
             }
             inner
                 .mode
-                .apply_if(Event::QueueEmpty, || inner.queue.is_empty());
+                .apply_if(Event::QueueEmpty, || inner.store.is_empty());
             continue;
         }
         // Take the run of good entries at the head, up to a byte budget;
@@ -104,7 +103,7 @@ pub(crate) async fn run(inner: Arc<Inner>, stop: CancellationToken) {
                     if batch.is_empty() {
                         finish_batch(&inner, done.take());
                         tracing::error!(key = ?key, %error, "corrupt queue record moved to quarantine");
-                        if let Err(e) = inner.queue.quarantine(&key, &raw) {
+                        if let Err(e) = inner.store.quarantine(&key, &raw) {
                             tracing::error!(error = %e, "cannot quarantine a corrupt record");
                             sleep_or_stop(Duration::from_secs(1), &stop).await;
                         } else {
@@ -135,7 +134,7 @@ pub(crate) async fn run(inner: Arc<Inner>, stop: CancellationToken) {
             };
             finish_batch(&inner, done.take());
             // And read what comes after it, for the next batch.
-            let next = inner.queue.head_after(last, pacer.batch()).ok();
+            let next = inner.store.head_after(last, pacer.batch()).ok();
             let r = match ready {
                 Some(r) => r,
                 None => tokio::select! {
@@ -187,18 +186,16 @@ pub(crate) async fn run(inner: Arc<Inner>, stop: CancellationToken) {
                 let (seq, _, entry) = batch.swap_remove(0);
                 let id = entry.write.id;
                 tracing::warn!(%id, %error, "MariaDB refused a queued write; moved to dead letters");
-                if let Err(e) = inner.queue.dead_letter(seq, entry.clone(), error.clone()) {
+                if let Err(e) = inner.store.dead_letter(seq, entry.clone(), error.clone()) {
                     tracing::error!(error = %e, "cannot move a write to the dead letters; retrying");
                     sleep_or_stop(Duration::from_secs(1), &stop).await;
                     continue;
                 }
                 let status = WriteStatus::Dead { error };
-                let _ = index::put_status(
-                    &**inner.queue.store(),
-                    id,
-                    status.clone(),
-                    entry.write.idempotency_key.clone(),
-                );
+                let _ =
+                    inner
+                        .store
+                        .put_status(id, status.clone(), entry.write.idempotency_key.clone());
                 inner.counters.dead_lettered.fetch_add(1, Ordering::Relaxed);
                 inner.notify(id, &status);
             }
@@ -210,7 +207,7 @@ pub(crate) async fn run(inner: Arc<Inner>, stop: CancellationToken) {
                     updated.attempts += 1;
                     updated.outcome_unknown |= unknown;
                     updated.last_error = Some(e.to_string());
-                    if let Err(err) = inner.queue.update(*seq, *size, &updated) {
+                    if let Err(err) = inner.store.update(*seq, *size, &updated) {
                         tracing::error!(error = %err, "cannot record a failed attempt");
                     }
                 }
@@ -262,15 +259,13 @@ fn finish_batch(inner: &Inner, done: Option<Done>) {
 /// Record a write's final status, take it off the queue, answer its waiter.
 fn finish(inner: &Inner, seq: u64, entry: &QueuedWrite, status: WriteStatus) {
     let id: WriteId = entry.write.id;
-    if let Err(e) = index::put_status(
-        &**inner.queue.store(),
-        id,
-        status.clone(),
-        entry.write.idempotency_key.clone(),
-    ) {
+    if let Err(e) = inner
+        .store
+        .put_status(id, status.clone(), entry.write.idempotency_key.clone())
+    {
         tracing::error!(%id, error = %e, "cannot record a write's status");
     }
-    if let Err(e) = inner.queue.remove(seq) {
+    if let Err(e) = inner.store.remove(seq) {
         tracing::error!(%id, error = %e, "cannot remove an applied write from the queue; the ledger will skip it on replay");
     }
     inner.notify(id, &status);
@@ -325,7 +320,7 @@ pub(crate) async fn prune(inner: Arc<Inner>, stop: CancellationToken) {
                 .map(|d| d.as_millis() as u64)
                 .unwrap_or(0),
         );
-        while let Ok(n) = index::prune(&**inner.queue.store(), floor, BATCH as usize) {
+        while let Ok(n) = inner.store.prune_statuses(floor, BATCH as usize) {
             if n < BATCH as usize {
                 break;
             }

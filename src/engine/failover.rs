@@ -13,10 +13,11 @@
 //! server in the fenced list except to fence it again.
 
 use super::mode::{Event, Mode};
-use super::{EngineError, Inner, TargetRecord};
+use super::{EngineError, Inner};
 use crate::db::admin::{AdminConn, ReplicaStatus};
 use crate::db::Database;
-use serde::{Deserialize, Serialize};
+use crate::store::target::{FencedServer, Kind, Procedure, Step, TargetRecord, MAX_REPORTED};
+use serde::Serialize;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
@@ -40,64 +41,6 @@ pub struct FailoverConfig {
     /// How long one attempt waits for the new primary to catch up.
     pub catchup_timeout: Duration,
 }
-
-/// Who asked for the procedure.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Kind {
-    /// The decision rules held.
-    Automatic,
-    /// An operator's `failover` (a switchover when the primary is reachable).
-    Manual,
-    /// An operator's `failback` to the configured primary.
-    Failback,
-}
-
-/// How far the procedure got (persisted after each step).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Step {
-    /// Epoch raised and target moved; nothing touched yet.
-    Started,
-    /// The old primary is fenced (or recorded as fenced: unreachable).
-    Fenced,
-    /// The new primary is promoted.
-    Promoted,
-}
-
-/// A failover in progress.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Procedure {
-    pub epoch: u64,
-    pub kind: Kind,
-    pub from: String,
-    pub to: String,
-    pub reason: String,
-    pub step: Step,
-    pub started_unix: i64,
-    /// GTID position the new primary must apply before promotion: the
-    /// fenced primary's whole binlog (planned), or what the replica received.
-    pub catch_up_to: Option<String>,
-}
-
-/// A server sluice must never write to again on its own.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct FencedServer {
-    pub address: String,
-    pub epoch: u64,
-    pub since_unix: i64,
-    /// Seen with `read_only=1` (sluice set it, or found it set).
-    pub read_only_confirmed: bool,
-    /// Its ledger was compared with the new primary's.
-    pub reconciled: bool,
-    /// Writes committed there that the new primary does not have (the cost
-    /// of asynchronous replication), at most [`MAX_REPORTED`] ids.
-    pub unreplicated: Vec<String>,
-    pub unreplicated_total: u64,
-}
-
-/// Ids of unreplicated writes kept in the record.
-pub const MAX_REPORTED: usize = 1000;
 
 /// The latest automatic-failover decision and why.
 #[derive(Debug, Clone, Serialize, PartialEq)]

@@ -107,7 +107,7 @@ impl History {
 }
 
 /// A sample of the engine now, with the queue's figures `q`.
-pub(crate) fn sample(inner: &Inner, q: &super::queue::QueueStats) -> Sample {
+pub(crate) fn sample(inner: &Inner, q: &crate::store::QueueStats) -> Sample {
     let c = &inner.counters;
     Sample {
         at_ms: std::time::SystemTime::now()
@@ -130,7 +130,7 @@ pub(crate) async fn run(inner: Arc<Inner>, stop: CancellationToken) {
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
-            _ = tick.tick() => inner.history.push(sample(&inner, &inner.queue.stats())),
+            _ = tick.tick() => inner.history.push(sample(&inner, &inner.store.stats())),
             _ = stop.cancelled() => return,
         }
     }

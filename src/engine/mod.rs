@@ -10,33 +10,37 @@
 //! through [`crate::db`].
 
 pub mod drainer;
+mod error;
 pub mod failover;
+pub mod forward;
 pub mod health;
 pub mod history;
 pub mod metrics;
 pub mod mode;
 pub mod pacing;
-pub mod queue;
 pub mod validate;
-pub mod write;
 
 use crate::db::{Database, DbError};
+use crate::store::target::FencedServer;
+/// What the engine hands the fronts about queued writes and failovers.
+pub use crate::store::target::Procedure;
+use crate::store::{
+    self, Backend, Durable, IdempotencyRecord, QueueLimits, Store, StoreError, TargetRecord,
+};
+pub use crate::store::{DeadLetter, QueuedWrite};
+use crate::write::{
+    self, IdGenerator, RequestContext, Statement, StatementResult, Write, WriteId, WriteStatus,
+};
+pub use error::EngineError;
 use mode::{Event, Mode, ModeCell, ModeState};
-use queue::index::{self, IdempotencyRecord};
-use queue::store::{QueueStore, Space};
-use queue::{Queue, QueueError, QueueLimits, QueuedWrite};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use thiserror::Error;
 use tokio::sync::{oneshot, Notify};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use write::{
-    IdGenerator, SessionContext, SqlError, Statement, StatementResult, Write, WriteId, WriteStatus,
-};
 
 /// Engine settings (validated by `config`).
 #[derive(Debug, Clone)]
@@ -52,28 +56,6 @@ pub struct EngineConfig {
     pub prune_interval: Duration,
     /// Failover to a replica; `None` without one.
     pub failover: Option<failover::FailoverConfig>,
-}
-
-/// Session settings a client asks for; `None` means the server default.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct RequestContext {
-    pub database: Option<String>,
-    pub sql_mode: Option<String>,
-    pub time_zone: Option<String>,
-    pub charset: Option<String>,
-}
-
-impl RequestContext {
-    /// The context a write accepted at `accepted_at_micros` runs with.
-    pub fn at(&self, accepted_at_micros: i64) -> SessionContext {
-        SessionContext {
-            database: self.database.clone(),
-            sql_mode: self.sql_mode.clone(),
-            time_zone: self.time_zone.clone(),
-            charset: self.charset.clone(),
-            accepted_at_micros,
-        }
-    }
 }
 
 /// A write as a front hands it to the engine.
@@ -95,76 +77,8 @@ pub enum Submitted {
         id: WriteId,
         results: Option<Vec<StatementResult>>,
     },
-    Queued {
-        id: WriteId,
-    },
-}
-
-#[derive(Debug, Error)]
-pub enum EngineError {
-    #[error("{0}")]
-    Invalid(String),
-    #[error("MariaDB refused the write: {error}")]
-    Sql {
-        id: Option<WriteId>,
-        error: SqlError,
-    },
-    #[error("the queue is full ({depth} writes, {bytes} bytes queued){}; retry later", if *.outcome_unknown { "; an earlier attempt of this write may have committed" } else { "" })]
-    QueueFull {
-        depth: u64,
-        bytes: u64,
-        outcome_unknown: bool,
-    },
-    #[error("idempotency key {key:?} was already used for a different request")]
-    IdempotencyMismatch { key: String },
-    #[error("the write could not be made durable: {0}")]
-    NotDurable(String),
-    #[error("sluice is shutting down")]
-    ShuttingDown,
-    #[error(
-        "the write is not in sluice's index and the ledger cannot be read now ({0}); retry later"
-    )]
-    LedgerUnavailable(String),
-    #[error("queue store error: {0}")]
-    Store(String),
-    #[error("{0}")]
-    NotFound(String),
-    /// A failover command refused (nothing changed), or a target conflict.
-    #[error("{0}")]
-    Failover(String),
-}
-
-impl From<QueueError> for EngineError {
-    fn from(e: QueueError) -> Self {
-        match e {
-            QueueError::Full { depth, bytes, .. } => EngineError::QueueFull {
-                depth,
-                bytes,
-                outcome_unknown: false,
-            },
-            QueueError::Sync(e) => EngineError::NotDurable(e.to_string()),
-            other => EngineError::Store(other.to_string()),
-        }
-    }
-}
-
-/// Persisted engine state: which database writes go to, the failover
-/// epoch (raised before any failover touches anything), a procedure in
-/// progress, and the servers sluice must never write to again.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct TargetRecord {
-    pub epoch: u64,
-    pub address: String,
-    pub procedure: Option<failover::Procedure>,
-    pub fenced: Vec<failover::FencedServer>,
-    pub last_failover_unix: Option<i64>,
-}
-
-/// The record's first layout (epoch and address only).
-#[derive(Deserialize)]
-struct TargetRecordV1 {
-    epoch: u64,
-    address: String,
+    /// Durably queued: the token proves a flush covered it.
+    Queued { id: WriteId, durable: Durable },
 }
 
 /// Counters since start.
@@ -188,7 +102,7 @@ pub struct Counters {
 
 pub(crate) struct Inner {
     cfg: EngineConfig,
-    queue: Queue,
+    store: Store,
     /// Where writes go now; fronts' pass-through connections follow it.
     target_tx: tokio::sync::watch::Sender<Arc<Database>>,
     servers: Option<failover::Servers>,
@@ -251,20 +165,12 @@ impl Inner {
     }
 
     async fn save_target(&self, rec: TargetRecord) -> Result<(), EngineError> {
-        let store = self.queue.store();
-        let raw = queue::record::encode(&rec).map_err(|e| EngineError::Store(e.to_string()))?;
-        store
-            .insert(Space::Meta, TARGET_KEY, &raw)
-            .map_err(|e| EngineError::Store(e.to_string()))?;
-        store
-            .flush()
-            .await
-            .map_err(|e| EngineError::NotDurable(e.to_string()))?;
+        self.store.save_target(&rec).await?;
         *self.target.lock().unwrap_or_else(|p| p.into_inner()) = rec;
         Ok(())
     }
 
-    async fn save_procedure(&self, p: Option<&failover::Procedure>) -> Result<(), EngineError> {
+    async fn save_procedure(&self, p: Option<&Procedure>) -> Result<(), EngineError> {
         self.update_target(|rec| {
             rec.procedure = p.cloned();
             Ok(())
@@ -272,7 +178,7 @@ impl Inner {
         .await
     }
 
-    async fn update_fenced(&self, address: &str, f: impl FnOnce(&mut failover::FencedServer)) {
+    async fn update_fenced(&self, address: &str, f: impl FnOnce(&mut FencedServer)) {
         let r = self
             .update_target(|rec| {
                 if let Some(e) = rec.fenced.iter_mut().find(|e| e.address == address) {
@@ -354,12 +260,12 @@ impl Engine {
     /// the store remembers, to `replica`), and start its tasks.
     pub async fn start(
         cfg: EngineConfig,
-        store: Arc<dyn QueueStore>,
+        backend: Arc<dyn Backend>,
         db: Database,
         replica: Option<Database>,
     ) -> Result<Engine, EngineError> {
-        let queue = Queue::open(store.clone(), cfg.limits)?;
-        let target = load_target(&*store, &db.address())?;
+        let store = Store::open(backend, cfg.limits)?;
+        let target = store.load_target(&db.address())?;
         let (servers, current) = match (&cfg.failover, replica) {
             (Some(fc), Some(replica)) => {
                 let s = failover::Servers {
@@ -397,7 +303,7 @@ impl Engine {
         let (target_tx, _) = tokio::sync::watch::channel(current);
         let inner = Arc::new(Inner {
             mode: ModeCell::new(initial.0, initial.1),
-            queue,
+            store,
             target_tx,
             servers,
             failover: Mutex::new(failover::FailoverState::default()),
@@ -417,7 +323,7 @@ impl Engine {
         });
         let stop = CancellationToken::new();
         let tasks = TaskTracker::new();
-        let gc = inner.queue.group_commit().clone();
+        let gc = inner.store.group_commit().clone();
         tasks.spawn(gc.run(stop.clone()));
         tasks.spawn(health::run(inner.clone(), stop.clone()));
         tasks.spawn(drainer::run(inner.clone(), stop.clone()));
@@ -425,7 +331,7 @@ impl Engine {
         tasks.spawn(failover::run(inner.clone(), stop.clone()));
         tasks.spawn(history::run(inner.clone(), stop.clone()));
         tasks.close();
-        let stats = inner.queue.stats();
+        let stats = inner.store.stats();
         tracing::info!(
             depth = stats.depth,
             dead = stats.dead,
@@ -445,14 +351,14 @@ impl Engine {
         if self.stop.is_cancelled() {
             return Err(EngineError::ShuttingDown);
         }
-        let store = self.inner.queue.store().clone();
+        let store = &self.inner.store;
         // Only a write with an idempotency key is compared with another.
         let fp = req
             .idempotency_key
             .as_ref()
             .map(|_| request_fingerprint(&req));
         if let (Some(key), Some(fp)) = (&req.idempotency_key, fp) {
-            if let Some(rec) = index::get_idempotency(&*store, key)? {
+            if let Some(rec) = store.idempotency(key)? {
                 if rec.fingerprint != fp {
                     return Err(EngineError::IdempotencyMismatch { key: key.clone() });
                 }
@@ -461,8 +367,7 @@ impl Engine {
         }
         let id = self.inner.ids.next();
         if let (Some(key), Some(fp)) = (&req.idempotency_key, fp) {
-            index::put_idempotency(
-                &*store,
+            store.put_idempotency(
                 key,
                 &IdempotencyRecord {
                     id,
@@ -476,7 +381,7 @@ impl Engine {
     /// A repeated idempotency key: answer with the first write's fate.
     async fn resume(&self, id: WriteId, req: WriteRequest) -> Result<Submitted, EngineError> {
         let rx = self.register(id);
-        let status = index::get_status(&**self.inner.queue.store(), id)?;
+        let status = self.inner.store.status(id)?;
         match status.map(|s| s.status) {
             Some(WriteStatus::Applied { results }) => {
                 self.unregister(id);
@@ -489,7 +394,19 @@ impl Engine {
                     error,
                 })
             }
-            Some(WriteStatus::Queued) => self.await_applied(id, rx, req.wait).await,
+            Some(WriteStatus::Queued) => {
+                // The first attempt's entry may not be flushed yet (its own
+                // client is still waiting for the flush): answer only once
+                // a flush covers it.
+                let durable = match self.inner.store.sync().await {
+                    Ok(d) => d,
+                    Err(e) => {
+                        self.unregister(id);
+                        return Err(e.into());
+                    }
+                };
+                self.await_applied(id, rx, req.wait, durable).await
+            }
             None => {
                 // The first attempt was never answered (sluice stopped while
                 // it was in flight). Run it again under the same id: the
@@ -552,12 +469,9 @@ impl Engine {
                     let status = WriteStatus::Applied {
                         results: results.clone(),
                     };
-                    index::put_status(
-                        &**self.inner.queue.store(),
-                        id,
-                        status,
-                        write.idempotency_key.clone(),
-                    )?;
+                    self.inner
+                        .store
+                        .put_status(id, status, write.idempotency_key.clone())?;
                 }
                 Ok(Submitted::Applied { id, results })
             }
@@ -598,16 +512,15 @@ impl Engine {
         write: &Write,
         unknown: bool,
         last_error: Option<String>,
-    ) -> Result<u64, QueueError> {
+    ) -> Result<u64, StoreError> {
         let entry = QueuedWrite {
             write: write.clone(),
             outcome_unknown: unknown,
             attempts: u32::from(unknown || last_error.is_some()),
             last_error,
         };
-        let seq = self.inner.queue.append(&entry)?;
-        index::put_status(
-            &**self.inner.queue.store(),
+        let seq = self.inner.store.append(&entry)?;
+        self.inner.store.put_status(
             write.id,
             WriteStatus::Queued,
             write.idempotency_key.clone(),
@@ -619,7 +532,7 @@ impl Engine {
         &self,
         id: WriteId,
         rx: oneshot::Receiver<WriteStatus>,
-        appended: Result<u64, QueueError>,
+        appended: Result<u64, StoreError>,
         unknown: bool,
         wait: Duration,
     ) -> Result<Submitted, EngineError> {
@@ -635,12 +548,15 @@ impl Engine {
             });
         }
         self.inner.counters.enqueued.fetch_add(1, Ordering::Relaxed);
-        if let Err(e) = self.inner.queue.sync().await {
-            self.unregister(id);
-            return Err(e.into());
-        }
+        let durable = match self.inner.store.sync().await {
+            Ok(d) => d,
+            Err(e) => {
+                self.unregister(id);
+                return Err(e.into());
+            }
+        };
         self.inner.drain_wake.notify_one();
-        self.await_applied(id, rx, wait).await
+        self.await_applied(id, rx, wait, durable).await
     }
 
     async fn await_applied(
@@ -648,6 +564,7 @@ impl Engine {
         id: WriteId,
         rx: oneshot::Receiver<WriteStatus>,
         wait: Duration,
+        durable: Durable,
     ) -> Result<Submitted, EngineError> {
         let outcome = tokio::time::timeout(wait, rx).await;
         match outcome {
@@ -659,7 +576,7 @@ impl Engine {
             // Still queued: the write is durable, so this is an answer, not an error.
             Ok(Ok(WriteStatus::Queued)) | Ok(Err(_)) | Err(_) => {
                 self.unregister(id);
-                Ok(Submitted::Queued { id })
+                Ok(Submitted::Queued { id, durable })
             }
         }
     }
@@ -690,13 +607,13 @@ impl Engine {
     /// The status index answers for queued, dead and idempotent writes;
     /// for any other id the ledger in MariaDB says whether it committed.
     pub async fn write_status(&self, id: WriteId) -> Result<Option<WriteStatus>, EngineError> {
-        if let Some(rec) = index::get_status(&**self.inner.queue.store(), id)? {
+        if let Some(rec) = self.inner.store.status(id)? {
             return Ok(Some(rec.status));
         }
         match self.inner.db().ledger_contains(id).await {
             Ok(true) => Ok(Some(WriteStatus::Applied { results: None })),
             Ok(false) => Ok(None),
-            Err(e) => Err(EngineError::LedgerUnavailable(e.to_string())),
+            Err(e) => Err(EngineError::LedgerUnavailable(e)),
         }
     }
 
@@ -709,21 +626,21 @@ impl Engine {
         self.inner.db().default_database().to_string()
     }
 
-    /// A pass-through connection to the current primary, for statements a
-    /// front forwards rather than buffers (reads, DDL, session statements).
-    /// It follows the target across a failover.
-    pub fn passthrough(&self) -> crate::db::passthrough::Passthrough {
-        crate::db::passthrough::Passthrough::new(self.inner.target_tx.subscribe())
+    /// A pass-through for one client of a front, for statements it
+    /// forwards rather than buffers (reads, DDL, session statements). It
+    /// follows the target across a failover.
+    pub fn forwarder(&self) -> forward::Forwarder {
+        forward::Forwarder::new(self.clone())
     }
 
     /// An operator's failover to the replica (a planned switchover when the
     /// primary is reachable). Returns once the procedure has started.
-    pub async fn failover(&self) -> Result<failover::Procedure, EngineError> {
+    pub async fn failover(&self) -> Result<Procedure, EngineError> {
         failover::command(&self.inner, false).await
     }
 
     /// An operator's failback to the configured primary.
-    pub async fn failback(&self) -> Result<failover::Procedure, EngineError> {
+    pub async fn failback(&self) -> Result<Procedure, EngineError> {
         failover::command(&self.inner, true).await
     }
 
@@ -734,7 +651,7 @@ impl Engine {
 
     pub fn status(&self) -> EngineStatus {
         let inner = &self.inner;
-        let q = inner.queue.stats();
+        let q = inner.store.stats();
         let now = write::now_micros();
         let c = &inner.counters;
         let counters = HashMap::from([
@@ -747,7 +664,7 @@ impl Engine {
             ("grouped", c.grouped.load(Ordering::Relaxed)),
             ("quarantined", c.quarantined.load(Ordering::Relaxed)),
             ("ledger_pruned", c.ledger_pruned.load(Ordering::Relaxed)),
-            ("store_flushes", inner.queue.group_commit().flushes()),
+            ("store_flushes", inner.store.group_commit().flushes()),
             ("probes", c.probes.load(Ordering::Relaxed)),
             ("probes_failed", c.probes_failed.load(Ordering::Relaxed)),
             ("failovers", c.failovers.load(Ordering::Relaxed)),
@@ -795,7 +712,7 @@ impl Engine {
 
     /// Queued writes in order, after sequence `after`.
     pub fn queued(&self, after: u64, limit: usize) -> Result<Vec<(u64, QueuedWrite)>, EngineError> {
-        Ok(self.inner.queue.list(after, limit)?)
+        Ok(self.inner.store.list(after, limit)?)
     }
 
     /// Dead letters, oldest first.
@@ -803,8 +720,8 @@ impl Engine {
         &self,
         after: u64,
         limit: usize,
-    ) -> Result<Vec<(u64, queue::DeadLetter)>, EngineError> {
-        Ok(self.inner.queue.dead_letters(after, limit)?)
+    ) -> Result<Vec<(u64, DeadLetter)>, EngineError> {
+        Ok(self.inner.store.dead_letters(after, limit)?)
     }
 
     /// The last ten minutes, one sample a second.
@@ -814,7 +731,7 @@ impl Engine {
 
     /// A queued write by sequence number or write id.
     pub fn find_queued(&self, reference: &str) -> Result<(u64, QueuedWrite), EngineError> {
-        self.inner.queue.find(reference)?.ok_or_else(|| {
+        self.inner.store.find(reference)?.ok_or_else(|| {
             EngineError::NotFound(format!(
                 "no queued write {reference:?} (it may have been applied: GET /v1/writes/ID tells)"
             ))
@@ -822,9 +739,9 @@ impl Engine {
     }
 
     /// A dead letter by sequence number or write id.
-    pub fn find_dead(&self, reference: &str) -> Result<(u64, queue::DeadLetter), EngineError> {
+    pub fn find_dead(&self, reference: &str) -> Result<(u64, DeadLetter), EngineError> {
         self.inner
-            .queue
+            .store
             .find_dead(reference)?
             .ok_or_else(|| EngineError::NotFound(format!("no dead letter {reference:?}")))
     }
@@ -839,7 +756,7 @@ impl Engine {
         let answer = self
             .dispatch(dead.entry.write.clone(), Duration::ZERO, true)
             .await?;
-        self.inner.queue.remove_dead(seq)?;
+        self.inner.store.remove_dead(seq)?;
         self.flush_store().await?;
         tracing::info!(seq, id = %dead.entry.write.id, "dead letter retried by an operator");
         Ok(answer)
@@ -847,19 +764,19 @@ impl Engine {
 
     async fn flush_store(&self) -> Result<(), EngineError> {
         self.inner
-            .queue
-            .store()
-            .flush()
+            .store
+            .sync()
             .await
-            .map_err(|e| EngineError::NotDurable(e.to_string()))
+            .map(|_| ())
+            .map_err(EngineError::NotDurable)
     }
 
     /// Drop a dead letter for good (an operator's decision).
-    pub async fn drop_dead(&self, reference: &str) -> Result<queue::DeadLetter, EngineError> {
+    pub async fn drop_dead(&self, reference: &str) -> Result<DeadLetter, EngineError> {
         let (seq, _) = self.find_dead(reference)?;
         let dead = self
             .inner
-            .queue
+            .store
             .remove_dead(seq)?
             .ok_or_else(|| EngineError::NotFound(format!("no dead letter {reference:?}")))?;
         self.flush_store().await?;
@@ -880,7 +797,7 @@ impl Engine {
                 "engine tasks still running at shutdown deadline"
             );
         }
-        if let Err(e) = self.inner.queue.store().flush().await {
+        if let Err(e) = self.inner.store.sync().await {
             tracing::error!(error = %e, "final store flush failed");
         }
         self.inner
@@ -913,10 +830,8 @@ fn request_fingerprint(req: &WriteRequest) -> u64 {
     );
     let bytes =
         bincode::serde::encode_to_vec(shape, bincode::config::standard()).unwrap_or_default();
-    index::fingerprint(&bytes)
+    store::index::fingerprint(&bytes)
 }
-
-const TARGET_KEY: &[u8] = b"target";
 
 fn server(
     fc: &failover::FailoverConfig,
@@ -932,38 +847,5 @@ fn server(
     Ok(failover::Server { db, admin })
 }
 
-fn load_target(store: &dyn QueueStore, address: &str) -> Result<TargetRecord, EngineError> {
-    let stored = store
-        .get(Space::Meta, TARGET_KEY)
-        .map_err(|e| EngineError::Store(e.to_string()))?;
-    if let Some(raw) = stored {
-        let rec = match queue::record::decode::<TargetRecord>(&raw) {
-            Ok(rec) => rec,
-            Err(e) => match queue::record::decode::<TargetRecordV1>(&raw) {
-                Ok(v1) => TargetRecord {
-                    epoch: v1.epoch,
-                    address: v1.address,
-                    procedure: None,
-                    fenced: Vec::new(),
-                    last_failover_unix: None,
-                },
-                Err(_) => return Err(EngineError::Store(e.to_string())),
-            },
-        };
-        if rec.epoch > 0 {
-            return Ok(rec);
-        }
-    }
-    let rec = TargetRecord {
-        epoch: 0,
-        address: address.to_string(),
-        procedure: None,
-        fenced: Vec::new(),
-        last_failover_unix: None,
-    };
-    let raw = queue::record::encode(&rec).map_err(|e| EngineError::Store(e.to_string()))?;
-    store
-        .insert(Space::Meta, TARGET_KEY, &raw)
-        .map_err(|e| EngineError::Store(e.to_string()))?;
-    Ok(rec)
-}
+#[cfg(test)]
+mod tests;

@@ -4,9 +4,10 @@
 //!
 //! A request that fails here changes nothing anywhere.
 
-use super::write::Statement;
-use super::{EngineError, RequestContext};
+use super::EngineError;
 use crate::sql::{self, StatementClass};
+use crate::write::RequestContext;
+use crate::write::Statement;
 
 /// Most statements one write may hold.
 pub const MAX_STATEMENTS: usize = 1000;
@@ -129,7 +130,7 @@ pub fn validate(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::write::Param;
+    use crate::write::Param;
 
     fn st(sql: &str, params: Vec<Param>) -> Statement {
         Statement {

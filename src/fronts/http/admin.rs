@@ -5,6 +5,8 @@
 
 use super::rescue::{rescue, ApiError};
 use super::AppState;
+use crate::engine::{DeadLetter, QueuedWrite};
+use crate::write::Param;
 use axum::extract::{Path, Query, State};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -42,15 +44,11 @@ pub async fn status(State(s): State<AppState>) -> Response {
 }
 
 pub async fn queue(State(s): State<AppState>, page: PageQuery) -> Response {
-    paged(page, |a, l| s.engine.queued(a, l), |seq, q| q.to_json(seq))
+    paged(page, |a, l| s.engine.queued(a, l), queued_json)
 }
 
 pub async fn dead(State(s): State<AppState>, page: PageQuery) -> Response {
-    paged(
-        page,
-        |a, l| s.engine.dead_letters(a, l),
-        |seq, d| d.to_json(seq),
-    )
+    paged(page, |a, l| s.engine.dead_letters(a, l), dead_json)
 }
 
 /// One page of records (after `after`, at most `limit`) as
@@ -119,7 +117,7 @@ pub async fn failback(State(s): State<AppState>) -> Response {
     started(s.engine.failback().await)
 }
 
-fn started(r: Result<crate::engine::failover::Procedure, crate::engine::EngineError>) -> Response {
+fn started(r: Result<crate::engine::Procedure, crate::engine::EngineError>) -> Response {
     match r {
         Ok(p) => (
             axum::http::StatusCode::ACCEPTED,
@@ -133,7 +131,7 @@ fn started(r: Result<crate::engine::failover::Procedure, crate::engine::EngineEr
 /// One queued write, by sequence number or write id.
 pub async fn queued_write(State(s): State<AppState>, Path(reference): Path<String>) -> Response {
     match s.engine.find_queued(&reference) {
-        Ok((seq, q)) => Json(q.to_json(seq)).into_response(),
+        Ok((seq, q)) => Json(queued_json(seq, &q)).into_response(),
         Err(e) => rescue(e).into_response(),
     }
 }
@@ -158,7 +156,7 @@ pub async fn export(State(s): State<AppState>) -> Response {
                     let next = items.last().map(|(seq, _)| *seq);
                     let mut out = String::new();
                     for (seq, q) in &items {
-                        out.push_str(&q.to_json(*seq).to_string());
+                        out.push_str(&queued_json(*seq, q).to_string());
                         out.push('\n');
                     }
                     Some((Ok(bytes::Bytes::from(out)), next))
@@ -176,7 +174,7 @@ pub async fn export(State(s): State<AppState>) -> Response {
 
 pub async fn dead_letter(State(s): State<AppState>, Path(reference): Path<String>) -> Response {
     match s.engine.find_dead(&reference) {
-        Ok((seq, d)) => Json(d.to_json(seq)).into_response(),
+        Ok((seq, d)) => Json(dead_json(seq, &d)).into_response(),
         Err(e) => rescue(e).into_response(),
     }
 }
@@ -187,7 +185,7 @@ pub async fn retry_dead(State(s): State<AppState>, Path(reference): Path<String>
             "id": id.to_string(), "status": "applied", "results": results
         }))
         .into_response(),
-        Ok(crate::engine::Submitted::Queued { id }) => Json(json!({
+        Ok(crate::engine::Submitted::Queued { id, .. }) => Json(json!({
             "id": id.to_string(), "status": "queued"
         }))
         .into_response(),
@@ -199,5 +197,54 @@ pub async fn drop_dead(State(s): State<AppState>, Path(reference): Path<String>)
     match s.engine.drop_dead(&reference).await {
         Ok(d) => Json(json!({ "dropped": d.entry.write.id.to_string() })).into_response(),
         Err(e) => rescue(e).into_response(),
+    }
+}
+
+/// A queued write as JSON for people and scripts (admin API, CLI, export):
+/// every statement with its parameters, the recorded session context, and
+/// what the drainer learned.
+pub fn queued_json(seq: u64, q: &QueuedWrite) -> serde_json::Value {
+    let w = &q.write;
+    let c = &w.context;
+    serde_json::json!({
+        "seq": seq,
+        "id": w.id.to_string(),
+        "accepted_at": crate::util::micros_to_rfc3339(c.accepted_at_micros),
+        "statements": w.statements.iter().map(|s| s.sql.as_str()).collect::<Vec<_>>(),
+        "params": w.statements.iter().map(|s| s.params.iter().map(param_json).collect::<Vec<_>>()).collect::<Vec<_>>(),
+        "database": c.database,
+        "sql_mode": c.sql_mode,
+        "time_zone": c.time_zone,
+        "charset": c.charset,
+        "idempotency_key": w.idempotency_key,
+        "ordering_key": w.ordering_key,
+        "attempts": q.attempts,
+        "outcome_unknown": q.outcome_unknown,
+        "last_error": q.last_error,
+    })
+}
+
+/// A dead letter as JSON: the queued write and MariaDB's error.
+pub fn dead_json(seq: u64, d: &DeadLetter) -> serde_json::Value {
+    let mut v = queued_json(seq, &d.entry);
+    v["error"] = serde_json::json!({
+        "mysql_errno": d.error.code,
+        "sqlstate": d.error.sqlstate,
+        "message": d.error.message,
+    });
+    v["died_at"] = serde_json::json!(crate::util::micros_to_rfc3339(d.died_at_micros));
+    v
+}
+
+fn param_json(p: &Param) -> serde_json::Value {
+    match p {
+        Param::Null => serde_json::Value::Null,
+        Param::Int(i) => (*i).into(),
+        Param::UInt(u) => (*u).into(),
+        Param::Float(f) => (*f).into(),
+        Param::Text(t) => t.as_str().into(),
+        Param::Bytes(b) => serde_json::json!({
+            "hex": b.iter().map(|x| format!("{x:02x}")).collect::<String>()
+        }),
     }
 }

@@ -10,12 +10,11 @@
 //!
 //! It never touches the queue or MariaDB: every request goes to the engine.
 
-mod admin;
+pub mod admin;
 mod auth;
 pub mod rescue;
 mod writes;
 
-use crate::config::HttpConfig;
 use crate::engine::Engine;
 use axum::error_handling::HandleErrorLayer;
 use axum::extract::{DefaultBodyLimit, State};
@@ -25,9 +24,23 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use rescue::ApiError;
 use serde_json::json;
+use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 use tower::ServiceBuilder;
+
+/// HTTP front settings (read and checked by `config`).
+#[derive(Debug, Clone)]
+pub struct HttpConfig {
+    pub listen: SocketAddr,
+    pub tokens: Vec<String>,
+    pub admin_tokens: Vec<String>,
+    pub max_body_bytes: usize,
+    pub concurrency: usize,
+    pub default_wait: Duration,
+    pub max_wait: Duration,
+}
 
 #[derive(Clone)]
 pub struct AppState {

@@ -113,5 +113,17 @@ pub fn rescue(e: EngineError) -> ApiError {
         ),
         EngineError::NotFound(m) => ApiError::new(StatusCode::NOT_FOUND, "not_found", m),
         EngineError::Failover(m) => ApiError::new(StatusCode::CONFLICT, "failover_refused", m),
+        // The HTTP front submits writes only; it never forwards statements.
+        e @ (EngineError::NoAnswer(_)
+        | EngineError::Unbufferable { .. }
+        | EngineError::ReadingTransaction { .. }) => {
+            let mut err = ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                e.to_string(),
+            );
+            err.retry_after = Some(1);
+            err
+        }
     }
 }

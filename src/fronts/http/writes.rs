@@ -2,8 +2,9 @@
 
 use super::rescue::{rescue, ApiError};
 use super::AppState;
-use crate::engine::write::{Param, Statement, WriteId, WriteStatus};
-use crate::engine::{RequestContext, Submitted, WriteRequest};
+use crate::engine::{Submitted, WriteRequest};
+use crate::write::RequestContext;
+use crate::write::{Param, Statement, WriteId, WriteStatus};
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, State};
@@ -183,7 +184,7 @@ async fn submit_inner(
         Submitted::Applied { id, results } => {
             Ok((StatusCode::OK, Json(applied_json(id, results.as_deref()))).into_response())
         }
-        Submitted::Queued { id } => {
+        Submitted::Queued { id, .. } => {
             let mut resp = (
                 StatusCode::ACCEPTED,
                 Json(json!({ "id": id.to_string(), "status": "queued" })),
@@ -197,7 +198,7 @@ async fn submit_inner(
     }
 }
 
-fn applied_json(id: WriteId, results: Option<&[crate::engine::write::StatementResult]>) -> Value {
+fn applied_json(id: WriteId, results: Option<&[crate::write::StatementResult]>) -> Value {
     match results {
         Some(r) => json!({
             "id": id.to_string(),

@@ -12,9 +12,15 @@
 
 pub mod auth;
 pub mod codec;
+pub mod codes;
+pub mod command;
 pub mod conn;
+pub mod handshake;
+pub mod packets;
 pub mod prepared;
+pub mod reply;
 pub mod session;
+pub mod wire;
 
 use crate::engine::Engine;
 use std::sync::atomic::{AtomicU32, Ordering};

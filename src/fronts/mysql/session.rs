@@ -5,14 +5,16 @@
 //! `SET autocommit`) are tracked, so queued writes carry the client's context,
 //! and forwarded; reads and DDL pass through to MariaDB while it answers.
 //!
-//! It never queues a read and never sends a write around the engine.
+//! It never queues a read and never sends a write around the engine: writes
+//! go to [`Engine::submit`], everything else through the engine's
+//! [`Forwarder`], which decides what the current mode allows.
 
-use crate::db::passthrough::{PassReply, Passthrough};
-use crate::db::DbError;
-use crate::engine::mode::Mode;
-use crate::engine::write::{Param, SqlError, Statement};
-use crate::engine::{Engine, EngineError, RequestContext, Submitted, WriteRequest};
+use super::codes;
+use super::reply::{engine_reply, Reply};
+use crate::engine::forward::{Forward, Forwarded, Forwarder};
+use crate::engine::{Engine, EngineError, Submitted, WriteRequest};
 use crate::sql::{self, StatementClass};
+use crate::write::{Param, RequestContext, Statement};
 use mysql_async::{Column, Value};
 use mysql_common::constants::{ColumnFlags, ColumnType};
 use std::collections::HashMap;
@@ -22,7 +24,7 @@ use std::time::Duration;
 /// Answers to the bootstrap queries drivers send on connect (`SELECT @@…`,
 /// `SHOW VARIABLES …`), remembered from MariaDB so that clients can still
 /// connect while it does not answer.
-pub type BootstrapCache = Arc<Mutex<HashMap<String, PassReply>>>;
+pub type BootstrapCache = Arc<Mutex<HashMap<String, Forwarded>>>;
 
 fn is_bootstrap(sql: &str) -> bool {
     let s = sql.trim_start().to_ascii_uppercase();
@@ -45,64 +47,29 @@ pub struct Prepared {
     pub long_data: HashMap<u16, Vec<u8>>,
 }
 
-/// A reply to one command, before it becomes packets.
+/// Where the client's transaction stands.
 #[derive(Debug)]
-pub enum Reply {
-    Ok {
-        affected_rows: u64,
-        last_insert_id: Option<u64>,
-        warnings: u16,
-        info: String,
-    },
-    Err(SqlError),
-    Rows(PassReply),
-    /// A result set for COM_STMT_EXECUTE (binary protocol).
-    BinaryRows(PassReply),
-}
-
-impl Reply {
-    /// MariaDB's answer to a passed-through statement.
-    fn from_pass(r: PassReply) -> Reply {
-        Reply::Ok {
-            affected_rows: r.affected_rows,
-            last_insert_id: r.last_insert_id,
-            warnings: r.warnings,
-            info: r.info,
-        }
-    }
-
-    pub fn ok() -> Reply {
-        Reply::Ok {
-            affected_rows: 0,
-            last_insert_id: None,
-            warnings: 0,
-            info: String::new(),
-        }
-    }
-
-    pub fn err(code: u16, sqlstate: &str, message: impl Into<String>) -> Reply {
-        Reply::Err(SqlError {
-            code,
-            sqlstate: sqlstate.to_string(),
-            message: message.into(),
-        })
-    }
+enum Txn {
+    /// No transaction is open.
+    None,
+    /// An open transaction of writes only, held by sluice and submitted as
+    /// one engine write at COMMIT.
+    Buffered(Vec<Statement>),
+    /// The transaction read something while MariaDB answered, so it became
+    /// a real transaction on the client's forwarding connection.
+    Live,
 }
 
 pub struct Session {
     engine: Engine,
     pub ctx: RequestContext,
     autocommit: bool,
-    /// Statements of the open transaction, if one is open.
-    txn: Option<Vec<Statement>>,
-    pass: Passthrough,
+    txn: Txn,
+    pass: Forwarder,
     hold: Duration,
     cache: BootstrapCache,
     statements: HashMap<u32, Prepared>,
     next_stmt: u32,
-    /// The open transaction read something while MariaDB answered, so it
-    /// became a real transaction on the pass-through connection.
-    live_txn: bool,
 }
 
 impl Session {
@@ -112,26 +79,25 @@ impl Session {
         hold: Duration,
         cache: BootstrapCache,
     ) -> Self {
-        let pass = engine.passthrough();
+        let pass = engine.forwarder();
         Session {
             cache,
             statements: HashMap::new(),
             next_stmt: 1,
-            live_txn: false,
             engine,
             ctx: RequestContext {
                 database,
                 ..Default::default()
             },
             autocommit: true,
-            txn: None,
+            txn: Txn::None,
             pass,
             hold,
         }
     }
 
     pub fn in_transaction(&self) -> bool {
-        self.txn.is_some()
+        !matches!(self.txn, Txn::None)
     }
 
     /// COM_RESET_CONNECTION: back to a fresh session (same user and database).
@@ -142,10 +108,9 @@ impl Session {
             ..Default::default()
         };
         self.autocommit = true;
-        self.txn = None;
-        self.live_txn = false;
+        self.txn = Txn::None;
         self.statements.clear();
-        self.pass = self.engine.passthrough();
+        self.pass = self.engine.forwarder();
     }
 
     /// COM_CHANGE_USER: a fresh session for another user and database.
@@ -160,8 +125,7 @@ impl Session {
         let scan = sql::scan(sql);
         if scan.multiple {
             return Err(Reply::err(
-                1064,
-                "42000",
+                codes::PARSE_ERROR,
                 "sluice prepares one statement at a time",
             ));
         }
@@ -170,10 +134,10 @@ impl Session {
             StatementClass::Transaction | StatementClass::Session if scan.placeholders == 0 => {
                 (0, Vec::new())
             }
-            StatementClass::Empty => return Err(Reply::err(1065, "42000", "Query was empty")),
+            StatementClass::Empty => return Err(Reply::err(codes::EMPTY_QUERY, "Query was empty")),
             _ => match self.pass.prepare(sql, &self.ctx).await {
                 Ok(v) => v,
-                Err(e) => return Err(db_reply(e)),
+                Err(e) => return Err(engine_reply(e)),
             },
         };
         let id = self.next_stmt;
@@ -204,15 +168,19 @@ impl Session {
     pub async fn execute(&mut self, id: u32, params: Vec<Value>) -> Reply {
         let Some(st) = self.statements.get(&id) else {
             return Reply::err(
-                1243,
-                "HY000",
+                codes::UNKNOWN_STMT_HANDLER,
                 format!("Unknown prepared statement handler ({id}) given to mysqld_stmt_execute"),
             );
         };
         let (sql, class) = (st.sql.clone(), st.class);
-        if self.live_txn && class != StatementClass::Transaction && class != StatementClass::Session
+        let keyword = sql::scan(&sql).keyword;
+        if matches!(self.txn, Txn::Live)
+            && class != StatementClass::Transaction
+            && class != StatementClass::Session
         {
-            return self.pass_execute(&sql, params).await;
+            return self
+                .pass_execute(&sql, params, Forward::Read, &keyword)
+                .await;
         }
         match class {
             StatementClass::Write => {
@@ -224,15 +192,17 @@ impl Session {
             }
             StatementClass::Transaction | StatementClass::Session => self.query(&sql).await,
             _ => {
-                if class != StatementClass::Read && self.engine.mode() != Mode::Direct {
-                    return Reply::err(1105, "HY000", format!("sluice is {}: this statement cannot be buffered; retry when the queue is drained", self.engine.mode()));
-                }
-                if self.txn.is_some() {
+                let kind = if class == StatementClass::Read {
+                    Forward::Read
+                } else {
+                    Forward::Unbufferable
+                };
+                if kind == Forward::Read && matches!(self.txn, Txn::Buffered(_)) {
                     if let Err(r) = self.promote().await {
                         return r;
                     }
                 }
-                self.pass_execute(&sql, params).await
+                self.pass_execute(&sql, params, kind, &keyword).await
             }
         }
     }
@@ -241,10 +211,10 @@ impl Session {
     pub async fn use_database(&mut self, db: &str) -> Reply {
         let db = db.trim().trim_matches('`').to_string();
         if db.is_empty() {
-            return Reply::err(1046, "3D000", "No database selected");
+            return Reply::err(codes::NO_DB, "No database selected");
         }
         let sql = format!("USE `{}`", db.replace('`', "``"));
-        match self.pass.query(&sql, &self.ctx).await {
+        match self.pass.query(&sql, &self.ctx, Forward::Read, "USE").await {
             Ok(_) => {
                 self.ctx.database = Some(db);
                 self.pass.adopt(&self.ctx);
@@ -252,11 +222,11 @@ impl Session {
             }
             // While MariaDB does not answer, the database is tracked and
             // checked when the write is applied.
-            Err(e) if e.is_no_answer() => {
+            Err(EngineError::NoAnswer(_)) => {
                 self.ctx.database = Some(db);
                 Reply::ok()
             }
-            Err(e) => db_reply(e),
+            Err(e) => engine_reply(e),
         }
     }
 
@@ -265,46 +235,38 @@ impl Session {
         let scan = sql::scan(sql);
         if scan.multiple {
             return Reply::err(
-                1064,
-                "42000",
+                codes::PARSE_ERROR,
                 "sluice accepts one statement per query; send statements one at a time",
             );
         }
-        if self.live_txn {
+        if matches!(self.txn, Txn::Live) {
             return self.live(&scan.keyword, scan.class, sql).await;
         }
         match scan.class {
             StatementClass::Write => self.write(sql, scan.placeholders).await,
             StatementClass::Transaction => self.transaction(&scan.keyword, sql).await,
             StatementClass::Session => self.session_statement(&scan.keyword, sql).await,
-            StatementClass::Empty => Reply::err(1065, "42000", "Query was empty"),
+            StatementClass::Empty => Reply::err(codes::EMPTY_QUERY, "Query was empty"),
             StatementClass::Read => {
-                if self.txn.is_some() {
+                if matches!(self.txn, Txn::Buffered(_)) {
                     if let Err(r) = self.promote().await {
                         return r;
                     }
                 }
-                self.pass_through(sql).await
+                self.pass_through(sql, Forward::Read, &scan.keyword).await
             }
             StatementClass::Ddl | StatementClass::Other => {
-                if self.txn.is_some() {
+                if matches!(self.txn, Txn::Buffered(_)) {
                     return Reply::err(
-                        1105,
-                        "HY000",
+                        codes::UNKNOWN_ERROR,
                         format!(
                             "{} inside a buffered transaction is not supported",
                             scan.keyword
                         ),
                     );
                 }
-                if self.engine.mode() != Mode::Direct {
-                    return Reply::err(
-                        1105,
-                        "HY000",
-                        format!("sluice is {} (MariaDB is not answering or writes are queued): {} cannot be buffered; retry when the queue is drained", self.engine.mode(), scan.keyword),
-                    );
-                }
-                self.pass_through(sql).await
+                self.pass_through(sql, Forward::Unbufferable, &scan.keyword)
+                    .await
             }
         }
     }
@@ -312,8 +274,7 @@ impl Session {
     async fn write(&mut self, sql: &str, placeholders: usize) -> Reply {
         if placeholders > 0 {
             return Reply::err(
-                1064,
-                "42000",
+                codes::PARSE_ERROR,
                 "a text query cannot hold ? placeholders; use a prepared statement",
             );
         }
@@ -325,12 +286,12 @@ impl Session {
     }
 
     async fn write_statement(&mut self, st: Statement) -> Reply {
-        if let Some(txn) = &mut self.txn {
+        if let Txn::Buffered(txn) = &mut self.txn {
             txn.push(st);
             return Reply::ok();
         }
         if !self.autocommit {
-            self.txn = Some(vec![st]);
+            self.txn = Txn::Buffered(vec![st]);
             return Reply::ok();
         }
         self.submit(vec![st]).await
@@ -339,7 +300,12 @@ impl Session {
     /// Submit the open buffered transaction, if it holds anything; `Some`
     /// is the error to answer with.
     async fn commit_buffered(&mut self) -> Option<Reply> {
-        let stmts = self.txn.take().filter(|s| !s.is_empty())?;
+        let Txn::Buffered(stmts) = std::mem::replace(&mut self.txn, Txn::None) else {
+            return None;
+        };
+        if stmts.is_empty() {
+            return None;
+        }
         match self.submit(stmts).await {
             err @ Reply::Err(_) => Some(err),
             _ => None,
@@ -364,7 +330,7 @@ impl Session {
                     info: String::new(),
                 }
             }
-            Ok(Submitted::Queued { id }) => Reply::Ok {
+            Ok(Submitted::Queued { id, .. }) => Reply::Ok {
                 affected_rows: 0,
                 last_insert_id: None,
                 warnings: 0,
@@ -382,18 +348,18 @@ impl Session {
                 if let Some(err) = self.commit_buffered().await {
                     return err;
                 }
-                self.txn = Some(Vec::new());
+                self.txn = Txn::Buffered(Vec::new());
                 Reply::ok()
             }
-            "COMMIT" => match self.txn.take() {
-                Some(stmts) if !stmts.is_empty() => self.submit(stmts).await,
+            "COMMIT" => match std::mem::replace(&mut self.txn, Txn::None) {
+                Txn::Buffered(stmts) if !stmts.is_empty() => self.submit(stmts).await,
                 _ => Reply::ok(),
             },
             "ROLLBACK" if !upper.contains(" TO ") => {
-                self.txn = None;
+                self.txn = Txn::None;
                 Reply::ok()
             }
-            _ => Reply::err(1105, "HY000", format!("{keyword} is not supported by sluice's MySQL front (savepoints and XA cannot be buffered)")),
+            _ => Reply::err(codes::UNKNOWN_ERROR, format!("{keyword} is not supported by sluice's MySQL front (savepoints and XA cannot be buffered)")),
         }
     }
 
@@ -437,25 +403,24 @@ impl Session {
         let tracked = assignments
             .iter()
             .any(|(n, _)| matches!(n.as_str(), "names" | "sql_mode" | "time_zone"));
-        match self.pass.query(sql, &self.ctx).await {
+        match self.pass.query(sql, &self.ctx, Forward::Read, "SET").await {
             Ok(r) => {
                 if tracked {
                     self.read_back_context().await;
                 }
-                Reply::from_pass(r)
+                Reply::from_forwarded(r)
             }
             // Tracked settings travel with queued writes; a pass-through
             // connection gets them when it reconnects.
-            Err(e)
-                if e.is_no_answer()
-                    && assignments
-                        .iter()
-                        .all(|(n, _)| matches!(n.as_str(), "names" | "sql_mode" | "time_zone"))
+            Err(EngineError::NoAnswer(_))
+                if assignments
+                    .iter()
+                    .all(|(n, _)| matches!(n.as_str(), "names" | "sql_mode" | "time_zone"))
                     && !assignments.is_empty() =>
             {
                 Reply::ok()
             }
-            Err(e) => db_reply(e),
+            Err(e) => engine_reply(e),
         }
     }
 
@@ -464,36 +429,23 @@ impl Session {
     /// writes buffered so far are sent first) and gets MariaDB's own answers;
     /// while MariaDB does not answer it is refused.
     async fn promote(&mut self) -> Result<(), Reply> {
-        if self.engine.mode() != Mode::Direct {
-            return Err(Reply::err(
-                1105,
-                "HY000",
-                format!(
-                    "sluice is {}: a transaction that reads cannot be queued (only write-only transactions are buffered); ROLLBACK and retry when MariaDB answers",
-                    self.engine.mode()
-                ),
-            ));
-        }
-        let buffered = self.txn.take().unwrap_or_default();
-        let mut steps = vec![("START TRANSACTION".to_string(), Vec::new())];
-        steps.extend(buffered.into_iter().map(|st| {
-            let params: Vec<Value> = st.params.iter().map(crate::db::to_value).collect();
-            (st.sql, params)
-        }));
-        for (sql, params) in steps {
-            let r = if params.is_empty() {
-                self.pass.query(&sql, &self.ctx).await
-            } else {
-                self.pass.execute(&sql, params, &self.ctx).await
-            };
-            if let Err(e) = r {
-                let _ = self.pass.query("ROLLBACK", &self.ctx).await;
-                return Err(db_reply(e));
+        let Txn::Buffered(buffered) = std::mem::replace(&mut self.txn, Txn::None) else {
+            return Ok(());
+        };
+        match self.pass.begin_live(buffered.clone(), &self.ctx).await {
+            Ok(()) => {
+                self.txn = Txn::Live;
+                Ok(())
+            }
+            Err(e) => {
+                // Refused while not direct: the buffered transaction stays
+                // open, as before the read; lost otherwise (rolled back).
+                if matches!(e, EngineError::ReadingTransaction { .. }) {
+                    self.txn = Txn::Buffered(buffered);
+                }
+                Err(engine_reply(e))
             }
         }
-        self.txn = Some(Vec::new());
-        self.live_txn = true;
-        Ok(())
     }
 
     /// A statement inside a live (pass-through) transaction.
@@ -504,7 +456,7 @@ impl Session {
         if class == StatementClass::Session {
             return self.session_statement(keyword, sql).await;
         }
-        let r = self.pass_through(sql).await;
+        let r = self.pass_through(sql, Forward::Read, keyword).await;
         if matches!(r, Reply::Err(_)) {
             self.end_live_txn_if_lost();
         }
@@ -512,26 +464,35 @@ impl Session {
     }
 
     /// Execute a prepared statement on the pass-through connection.
-    async fn pass_execute(&mut self, sql: &str, params: Vec<Value>) -> Reply {
-        match self.pass.execute(sql, params, &self.ctx).await {
+    async fn pass_execute(
+        &mut self,
+        sql: &str,
+        params: Vec<Value>,
+        kind: Forward,
+        keyword: &str,
+    ) -> Reply {
+        match self
+            .pass
+            .execute(sql, params, &self.ctx, kind, keyword)
+            .await
+        {
             Ok(r) if r.columns.is_some() => Reply::BinaryRows(r),
-            Ok(r) => Reply::from_pass(r),
+            Ok(r) => Reply::from_forwarded(r),
             Err(e) => {
                 self.end_live_txn_if_lost();
-                db_reply(e)
+                engine_reply(e)
             }
         }
     }
 
     fn end_live_txn(&mut self) {
-        self.live_txn = false;
-        self.txn = None;
+        self.txn = Txn::None;
     }
 
     /// The pass-through connection was dropped (a timeout or lost link):
     /// MariaDB rolled back whatever live transaction it held.
     fn end_live_txn_if_lost(&mut self) {
-        if self.live_txn && !self.pass.is_connected() {
+        if matches!(self.txn, Txn::Live) && !self.pass.is_connected() {
             self.end_live_txn();
         }
     }
@@ -540,7 +501,11 @@ impl Session {
     /// replay with exactly these values.
     async fn read_back_context(&mut self) {
         let sql = "SELECT @@session.sql_mode, @@session.time_zone, @@session.character_set_client";
-        if let Ok(r) = self.pass.query(sql, &self.ctx).await {
+        if let Ok(r) = self
+            .pass
+            .query(sql, &self.ctx, Forward::Read, "SELECT")
+            .await
+        {
             if let Some(row) = r.rows.first() {
                 let text = |i: usize| match row.get(i) {
                     Some(Value::Bytes(b)) => Some(String::from_utf8_lossy(b).to_string()),
@@ -556,9 +521,9 @@ impl Session {
         }
     }
 
-    async fn pass_through(&mut self, sql: &str) -> Reply {
+    async fn pass_through(&mut self, sql: &str, kind: Forward, keyword: &str) -> Reply {
         let bootstrap = is_bootstrap(sql);
-        match self.pass.query(sql, &self.ctx).await {
+        match self.pass.query(sql, &self.ctx, kind, keyword).await {
             Ok(r) if r.columns.is_some() => {
                 if bootstrap {
                     self.cache
@@ -568,7 +533,7 @@ impl Session {
                 }
                 Reply::Rows(r)
             }
-            Err(e) if bootstrap && e.is_no_answer() => {
+            Err(e @ EngineError::NoAnswer(_)) if bootstrap => {
                 let cached = self
                     .cache
                     .lock()
@@ -577,11 +542,11 @@ impl Session {
                     .cloned();
                 match cached {
                     Some(r) => Reply::Rows(r),
-                    None => db_reply(e),
+                    None => engine_reply(e),
                 }
             }
-            Ok(r) => Reply::from_pass(r),
-            Err(e) => db_reply(e),
+            Ok(r) => Reply::from_forwarded(r),
+            Err(e) => engine_reply(e),
         }
     }
 }
@@ -679,28 +644,6 @@ fn split_outside_quotes(s: &str) -> Vec<String> {
     }
     parts.push(cur);
     parts
-}
-
-/// Engine error → MySQL error (the one mapping for this front).
-pub fn engine_reply(e: EngineError) -> Reply {
-    match e {
-        EngineError::Sql { error, .. } => Reply::Err(error),
-        EngineError::Invalid(m) => Reply::err(1064, "42000", m),
-        e @ EngineError::QueueFull { .. } => Reply::err(1041, "HY000", format!("sluice: {e}")),
-        EngineError::ShuttingDown => Reply::err(1053, "08S01", "sluice is shutting down"),
-        e => Reply::err(1105, "HY000", format!("sluice: {e}")),
-    }
-}
-
-fn db_reply(e: DbError) -> Reply {
-    match e {
-        DbError::Definitive { error, .. } | DbError::Transient { error, .. } => Reply::Err(error),
-        other => Reply::err(
-            2013,
-            "HY000",
-            format!("sluice: MariaDB is not answering ({other}); reads and DDL cannot be queued, retry later"),
-        ),
-    }
 }
 
 #[cfg(test)]

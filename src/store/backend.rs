@@ -54,7 +54,7 @@ impl Space {
 }
 
 #[derive(Debug, Error)]
-pub enum StoreError {
+pub enum BackendError {
     #[error("cannot open the queue store in {path}: {source} (is another sluice using this data dir, or is it not writable?)")]
     Open {
         path: PathBuf,
@@ -68,33 +68,33 @@ pub enum StoreError {
 pub type Entries = Vec<(Vec<u8>, Vec<u8>)>;
 
 /// Ordered key spaces with an explicit durability point.
-pub trait QueueStore: Send + Sync + 'static {
-    fn get(&self, space: Space, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError>;
-    fn insert(&self, space: Space, key: &[u8], value: &[u8]) -> Result<(), StoreError>;
-    fn remove(&self, space: Space, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError>;
+pub trait Backend: Send + Sync + 'static {
+    fn get(&self, space: Space, key: &[u8]) -> Result<Option<Vec<u8>>, BackendError>;
+    fn insert(&self, space: Space, key: &[u8], value: &[u8]) -> Result<(), BackendError>;
+    fn remove(&self, space: Space, key: &[u8]) -> Result<Option<Vec<u8>>, BackendError>;
     /// Up to `limit` entries with key >= `from`, in key order.
-    fn range_from(&self, space: Space, from: &[u8], limit: usize) -> Result<Entries, StoreError>;
+    fn range_from(&self, space: Space, from: &[u8], limit: usize) -> Result<Entries, BackendError>;
     /// The greatest key in `space`.
-    fn last_key(&self, space: Space) -> Result<Option<Vec<u8>>, StoreError>;
+    fn last_key(&self, space: Space) -> Result<Option<Vec<u8>>, BackendError>;
     /// Count and total value bytes of `space`, by a streaming scan.
-    fn count_and_bytes(&self, space: Space) -> Result<(u64, u64), StoreError>;
+    fn count_and_bytes(&self, space: Space) -> Result<(u64, u64), BackendError>;
     /// Make every insert and remove that returned before this call durable.
-    fn flush(&self) -> Pin<Box<dyn Future<Output = Result<(), StoreError>> + Send + '_>>;
+    fn flush(&self) -> Pin<Box<dyn Future<Output = Result<(), BackendError>> + Send + '_>>;
     /// Bytes the store occupies on disk.
-    fn size_on_disk(&self) -> Result<u64, StoreError>;
+    fn size_on_disk(&self) -> Result<u64, BackendError>;
 }
 
-/// [`QueueStore`] on sled 0.34: one tree per key space in one database, so a
+/// [`Backend`] on sled 0.34: one tree per key space in one database, so a
 /// single flush covers every space.
-pub struct SledStore {
+pub struct SledBackend {
     db: sled::Db,
     trees: Vec<sled::Tree>,
 }
 
-impl SledStore {
+impl SledBackend {
     /// Open (or create) the store in `dir`. `cache_bytes` bounds sled's page
     /// cache, which is what keeps memory flat as the queue grows.
-    pub fn open(dir: &Path, cache_bytes: u64) -> Result<Self, StoreError> {
+    pub fn open(dir: &Path, cache_bytes: u64) -> Result<Self, BackendError> {
         let open = || -> Result<(sled::Db, Vec<sled::Tree>), sled::Error> {
             let db = sled::Config::new()
                 .path(dir)
@@ -107,11 +107,11 @@ impl SledStore {
                 .collect::<Result<Vec<_>, _>>()?;
             Ok((db, trees))
         };
-        let (db, trees) = open().map_err(|source| StoreError::Open {
+        let (db, trees) = open().map_err(|source| BackendError::Open {
             path: dir.to_path_buf(),
             source,
         })?;
-        Ok(SledStore { db, trees })
+        Ok(SledBackend { db, trees })
     }
 
     fn tree(&self, space: Space) -> &sled::Tree {
@@ -119,18 +119,18 @@ impl SledStore {
     }
 }
 
-impl QueueStore for SledStore {
-    fn get(&self, space: Space, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+impl Backend for SledBackend {
+    fn get(&self, space: Space, key: &[u8]) -> Result<Option<Vec<u8>>, BackendError> {
         Ok(self.tree(space).get(key)?.map(|v| v.to_vec()))
     }
-    fn insert(&self, space: Space, key: &[u8], value: &[u8]) -> Result<(), StoreError> {
+    fn insert(&self, space: Space, key: &[u8], value: &[u8]) -> Result<(), BackendError> {
         self.tree(space).insert(key, value)?;
         Ok(())
     }
-    fn remove(&self, space: Space, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+    fn remove(&self, space: Space, key: &[u8]) -> Result<Option<Vec<u8>>, BackendError> {
         Ok(self.tree(space).remove(key)?.map(|v| v.to_vec()))
     }
-    fn range_from(&self, space: Space, from: &[u8], limit: usize) -> Result<Entries, StoreError> {
+    fn range_from(&self, space: Space, from: &[u8], limit: usize) -> Result<Entries, BackendError> {
         let mut out = Vec::new();
         for kv in self.tree(space).range(from..).take(limit) {
             let (k, v) = kv?;
@@ -138,10 +138,10 @@ impl QueueStore for SledStore {
         }
         Ok(out)
     }
-    fn last_key(&self, space: Space) -> Result<Option<Vec<u8>>, StoreError> {
+    fn last_key(&self, space: Space) -> Result<Option<Vec<u8>>, BackendError> {
         Ok(self.tree(space).last()?.map(|(k, _)| k.to_vec()))
     }
-    fn count_and_bytes(&self, space: Space) -> Result<(u64, u64), StoreError> {
+    fn count_and_bytes(&self, space: Space) -> Result<(u64, u64), BackendError> {
         let (mut n, mut bytes) = (0u64, 0u64);
         for kv in self.tree(space).iter() {
             let (_, v) = kv?;
@@ -150,13 +150,13 @@ impl QueueStore for SledStore {
         }
         Ok((n, bytes))
     }
-    fn flush(&self) -> Pin<Box<dyn Future<Output = Result<(), StoreError>> + Send + '_>> {
+    fn flush(&self) -> Pin<Box<dyn Future<Output = Result<(), BackendError>> + Send + '_>> {
         Box::pin(async move {
             self.db.flush_async().await?;
             Ok(())
         })
     }
-    fn size_on_disk(&self) -> Result<u64, StoreError> {
+    fn size_on_disk(&self) -> Result<u64, BackendError> {
         Ok(self.db.size_on_disk()?)
     }
 }

@@ -2,7 +2,12 @@
 //! statements that form one transaction) with its id, parameters and the
 //! session context it must run with.
 //!
-//! Plain data only: nothing here talks to MariaDB or to the queue store.
+//! The ground floor: the words every layer speaks (a write, its statements
+//! and parameters, the session context a client asks for and the one a
+//! queued write records, MariaDB's definitive errors, where a write stands).
+//!
+//! Plain data only: nothing here talks to MariaDB or to the store, and
+//! nothing here imports another module of the crate.
 
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -95,6 +100,28 @@ pub struct SessionContext {
     /// Acceptance time, microseconds since the Unix epoch; replayed with
     /// `SET STATEMENT timestamp` so that `NOW()` means the moment sluice accepted it.
     pub accepted_at_micros: i64,
+}
+
+/// Session settings a client asks for; `None` means the server default.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RequestContext {
+    pub database: Option<String>,
+    pub sql_mode: Option<String>,
+    pub time_zone: Option<String>,
+    pub charset: Option<String>,
+}
+
+impl RequestContext {
+    /// The context a write accepted at `accepted_at_micros` runs with.
+    pub fn at(&self, accepted_at_micros: i64) -> SessionContext {
+        SessionContext {
+            database: self.database.clone(),
+            sql_mode: self.sql_mode.clone(),
+            time_zone: self.time_zone.clone(),
+            charset: self.charset.clone(),
+            accepted_at_micros,
+        }
+    }
 }
 
 /// A write accepted by sluice.

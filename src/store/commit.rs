@@ -6,14 +6,21 @@
 //! covers every ticket issued before it began, so under load one fsync
 //! acknowledges a whole group.
 //!
-//! It must never report a ticket durable before such a flush has returned Ok.
+//! It must never report a ticket durable before such a flush has returned Ok:
+//! a [`Durable`] token, which only this module can make, is that report.
 
-use super::store::QueueStore;
+use super::backend::Backend;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use thiserror::Error;
 use tokio::sync::{watch, Notify};
 use tokio_util::sync::CancellationToken;
+
+/// Proof that a flush covered everything its holder inserted before asking.
+/// Only the group commit makes one, after a flush that returned Ok; an
+/// answer that says "durably queued" carries one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Durable(());
 
 #[derive(Debug, Error, Clone)]
 pub enum SyncError {
@@ -33,7 +40,7 @@ struct Flushed {
 }
 
 pub struct GroupCommit {
-    store: Arc<dyn QueueStore>,
+    store: Arc<dyn Backend>,
     stopped: std::sync::atomic::AtomicBool,
     tickets: AtomicU64,
     state: watch::Sender<Flushed>,
@@ -42,7 +49,7 @@ pub struct GroupCommit {
 }
 
 impl GroupCommit {
-    pub fn new(store: Arc<dyn QueueStore>) -> Self {
+    pub fn new(store: Arc<dyn Backend>) -> Self {
         GroupCommit {
             store,
             stopped: std::sync::atomic::AtomicBool::new(false),
@@ -56,13 +63,14 @@ impl GroupCommit {
 
 impl GroupCommit {
     /// Wait until everything this task inserted before the call is durable.
-    pub async fn sync(&self) -> Result<(), SyncError> {
+    pub async fn sync(&self) -> Result<Durable, SyncError> {
         if self.stopped.load(Ordering::SeqCst) {
             // The flusher is gone (shutdown): flush on our own.
             return self
                 .store
                 .flush()
                 .await
+                .map(|()| Durable(()))
                 .map_err(|e| SyncError::Flush(Arc::from(e.to_string())));
         }
         let ticket = self.tickets.fetch_add(1, Ordering::SeqCst) + 1;
@@ -72,7 +80,7 @@ impl GroupCommit {
             {
                 let s = rx.borrow_and_update();
                 if s.upto >= ticket {
-                    return Ok(());
+                    return Ok(Durable(()));
                 }
                 if s.failed_upto >= ticket {
                     let e = s.error.clone().unwrap_or_else(|| Arc::from("unknown"));
@@ -128,13 +136,13 @@ impl GroupCommit {
 
 #[cfg(test)]
 mod tests {
-    use super::super::store::{SledStore, Space};
+    use super::super::backend::{SledBackend, Space};
     use super::*;
 
     #[tokio::test]
     async fn many_writers_share_few_flushes() {
         let dir = tempfile::tempdir().unwrap();
-        let store: Arc<dyn QueueStore> = Arc::new(SledStore::open(dir.path(), 8 << 20).unwrap());
+        let store: Arc<dyn Backend> = Arc::new(SledBackend::open(dir.path(), 8 << 20).unwrap());
         let gc = Arc::new(GroupCommit::new(store.clone()));
         let stop = CancellationToken::new();
         let flusher = tokio::spawn(gc.clone().run(stop.clone()));

@@ -1,0 +1,146 @@
+//! Forwarding: the engine's door for statements a front passes through to
+//! MariaDB instead of buffering (reads, session statements, DDL, and the
+//! statements of a transaction that reads). Each client gets a
+//! [`Forwarder`], which follows the target across a failover.
+//!
+//! It decides what may be forwarded in the current mode (a statement that
+//! cannot be buffered is refused unless sluice is `direct`) and turns what
+//! MariaDB said into engine errors. It never forwards an autocommit write:
+//! writes go through [`super::Engine::submit`].
+
+use super::mode::Mode;
+use super::{Engine, EngineError};
+use crate::db::passthrough::Passthrough;
+use crate::db::{to_value, DbError};
+use crate::write::{RequestContext, Statement};
+use mysql_async::{Column, Value};
+
+/// What MariaDB answered to a forwarded statement.
+pub use crate::db::passthrough::PassReply as Forwarded;
+
+/// What a forwarded statement is, for the mode check.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Forward {
+    /// A read or a session statement: tried in any mode (a failure while
+    /// MariaDB does not answer is [`EngineError::NoAnswer`]).
+    Read,
+    /// A statement that changes data or schema and cannot be buffered
+    /// (DDL, `CALL`, `LOAD DATA`, …): refused unless sluice is `direct`.
+    Unbufferable,
+}
+
+/// One client's pass-through to the current primary.
+pub struct Forwarder {
+    engine: Engine,
+    pass: Passthrough,
+}
+
+impl Forwarder {
+    pub(super) fn new(engine: Engine) -> Self {
+        let pass = Passthrough::new(engine.inner.target_tx.subscribe());
+        Forwarder { engine, pass }
+    }
+
+    fn check(&self, kind: Forward, statement: &str) -> Result<(), EngineError> {
+        let mode = self.engine.mode();
+        if kind == Forward::Unbufferable && mode != Mode::Direct {
+            return Err(EngineError::Unbufferable {
+                mode,
+                statement: statement.to_string(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Run one text statement with the client's context.
+    pub async fn query(
+        &mut self,
+        sql: &str,
+        ctx: &RequestContext,
+        kind: Forward,
+        keyword: &str,
+    ) -> Result<Forwarded, EngineError> {
+        self.check(kind, keyword)?;
+        self.pass.query(sql, ctx).await.map_err(forward_error)
+    }
+
+    /// Prepare `sql` on MariaDB: its parameter count and result columns.
+    pub async fn prepare(
+        &mut self,
+        sql: &str,
+        ctx: &RequestContext,
+    ) -> Result<(u16, Vec<Column>), EngineError> {
+        self.pass.prepare(sql, ctx).await.map_err(forward_error)
+    }
+
+    /// Execute `sql` as a prepared statement with `params`.
+    pub async fn execute(
+        &mut self,
+        sql: &str,
+        params: Vec<Value>,
+        ctx: &RequestContext,
+        kind: Forward,
+        keyword: &str,
+    ) -> Result<Forwarded, EngineError> {
+        self.check(kind, keyword)?;
+        self.pass
+            .execute(sql, params, ctx)
+            .await
+            .map_err(forward_error)
+    }
+
+    /// A transaction that reads cannot be buffered: while sluice is
+    /// `direct` it becomes a real transaction on this connection, with the
+    /// writes buffered so far sent first; otherwise it is refused. On any
+    /// failure the transaction is rolled back.
+    pub async fn begin_live(
+        &mut self,
+        buffered: Vec<Statement>,
+        ctx: &RequestContext,
+    ) -> Result<(), EngineError> {
+        let mode = self.engine.mode();
+        if mode != Mode::Direct {
+            return Err(EngineError::ReadingTransaction { mode });
+        }
+        let mut steps = vec![("START TRANSACTION".to_string(), Vec::new())];
+        steps.extend(buffered.into_iter().map(|st| {
+            let params: Vec<Value> = st.params.iter().map(to_value).collect();
+            (st.sql, params)
+        }));
+        for (sql, params) in steps {
+            let r = if params.is_empty() {
+                self.pass.query(&sql, ctx).await
+            } else {
+                self.pass.execute(&sql, params, ctx).await
+            };
+            if let Err(e) = r {
+                let _ = self.pass.query("ROLLBACK", ctx).await;
+                return Err(forward_error(e));
+            }
+        }
+        Ok(())
+    }
+
+    /// The client's own forwarded `USE`/`SET` already put the connection in
+    /// `ctx`: record that, so nothing is sent again.
+    pub fn adopt(&mut self, ctx: &RequestContext) {
+        self.pass.adopt(ctx);
+    }
+
+    /// False once the connection was dropped (a timeout or a lost link):
+    /// MariaDB then rolled back whatever transaction it held.
+    pub fn is_connected(&self) -> bool {
+        self.pass.is_connected()
+    }
+}
+
+/// What MariaDB said, as an engine error: its own answer about the
+/// statement, or no answer at all.
+fn forward_error(e: DbError) -> EngineError {
+    match e {
+        DbError::Definitive { error, .. } | DbError::Transient { error, .. } => {
+            EngineError::Sql { id: None, error }
+        }
+        other => EngineError::NoAnswer(other),
+    }
+}

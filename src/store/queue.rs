@@ -1,0 +1,284 @@
+//! The queue's part of the store: queued writes in strict FIFO order by
+//! sequence number, the dead-letter list, and the quarantine for records
+//! that fail their checks.
+//!
+//! It assigns sequence numbers and enforces the size limits. It never
+//! decides what happens to a write: the engine and the drainer do.
+
+use super::backend::Space;
+use super::record::{self, RecordError};
+use super::{key_seq, seq_key, Store, StoreError};
+use crate::write::{now_micros, SqlError, Write};
+use serde::{Deserialize, Serialize};
+use std::sync::atomic::Ordering;
+
+/// A write waiting in the queue, with what the drainer learned about it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct QueuedWrite {
+    pub write: Write,
+    /// It may already have committed: a timeout or lost connection after
+    /// COMMIT was sent. The drainer then relies on the ledger.
+    pub outcome_unknown: bool,
+    /// Failed apply attempts so far.
+    pub attempts: u32,
+    pub last_error: Option<String>,
+}
+
+/// A write MariaDB refused during a drain.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DeadLetter {
+    pub entry: QueuedWrite,
+    pub error: SqlError,
+    pub died_at_micros: i64,
+}
+
+/// Size limits of the queue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QueueLimits {
+    pub max_count: u64,
+    pub max_bytes: u64,
+}
+
+/// One entry read from the head of the queue.
+#[derive(Debug)]
+pub enum Head {
+    Ok {
+        seq: u64,
+        size: u64,
+        entry: QueuedWrite,
+    },
+    /// A record that fails its envelope checks; the caller quarantines it.
+    Corrupt {
+        key: Vec<u8>,
+        raw: Vec<u8>,
+        error: RecordError,
+    },
+}
+
+/// Counters describing the queue.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct QueueStats {
+    pub depth: u64,
+    pub bytes: u64,
+    pub dead: u64,
+    pub quarantined: u64,
+    pub oldest_accepted_micros: Option<i64>,
+}
+
+/// A record read by sequence, decoded or with the reason it does not decode.
+type Paged<T> = (u64, Result<T, RecordError>);
+
+impl Store {
+    /// Append at the back of the queue. Not durable until [`Store::sync`].
+    pub fn append(&self, entry: &QueuedWrite) -> Result<u64, StoreError> {
+        let bytes = record::encode(entry)?;
+        let size = bytes.len() as u64;
+        let mut next = self.append_lock.lock().unwrap_or_else(|p| p.into_inner());
+        let depth = self.depth.load(Ordering::SeqCst);
+        let total = self.bytes.load(Ordering::SeqCst);
+        if depth + 1 > self.limits.max_count || total + size > self.limits.max_bytes {
+            return Err(StoreError::Full {
+                depth,
+                bytes: total,
+                max_count: self.limits.max_count,
+                max_bytes: self.limits.max_bytes,
+            });
+        }
+        let seq = *next;
+        self.backend.insert(Space::Queue, &seq_key(seq), &bytes)?;
+        *next += 1;
+        self.depth.fetch_add(1, Ordering::SeqCst);
+        self.bytes.fetch_add(size, Ordering::SeqCst);
+        Ok(seq)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.depth.load(Ordering::SeqCst) == 0
+    }
+
+    /// Up to `limit` entries from the head of the queue, in order.
+    pub fn head(&self, limit: usize) -> Result<Vec<Head>, StoreError> {
+        self.head_after(0, limit)
+    }
+
+    /// Up to `limit` entries after sequence `after`, in order: the head of
+    /// the queue once the entries up to `after` are left aside.
+    pub fn head_after(&self, after: u64, limit: usize) -> Result<Vec<Head>, StoreError> {
+        let raw =
+            self.backend
+                .range_from(Space::Queue, &seq_key(after.saturating_add(1)), limit)?;
+        Ok(raw
+            .into_iter()
+            .map(|(key, value)| {
+                let seq = key_seq(&key);
+                match (seq, record::decode::<QueuedWrite>(&value)) {
+                    (Some(seq), Ok(entry)) => Head::Ok {
+                        seq,
+                        size: value.len() as u64,
+                        entry,
+                    },
+                    (None, _) => Head::Corrupt {
+                        key,
+                        raw: value,
+                        error: RecordError::Truncated(0),
+                    },
+                    (_, Err(error)) => Head::Corrupt {
+                        key,
+                        raw: value,
+                        error,
+                    },
+                }
+            })
+            .collect())
+    }
+
+    /// Rewrite an entry in place (attempts, outcome flag, last error).
+    pub fn update(&self, seq: u64, old_size: u64, entry: &QueuedWrite) -> Result<(), StoreError> {
+        let bytes = record::encode(entry)?;
+        self.backend.insert(Space::Queue, &seq_key(seq), &bytes)?;
+        let new = bytes.len() as u64;
+        if new >= old_size {
+            self.bytes.fetch_add(new - old_size, Ordering::SeqCst);
+        } else {
+            self.bytes.fetch_sub(old_size - new, Ordering::SeqCst);
+        }
+        Ok(())
+    }
+
+    /// Remove an applied entry.
+    pub fn remove(&self, seq: u64) -> Result<(), StoreError> {
+        if let Some(v) = self.backend.remove(Space::Queue, &seq_key(seq))? {
+            self.depth.fetch_sub(1, Ordering::SeqCst);
+            self.bytes.fetch_sub(v.len() as u64, Ordering::SeqCst);
+        }
+        Ok(())
+    }
+
+    /// Move an entry to the dead-letter list with MariaDB's error.
+    pub fn dead_letter(
+        &self,
+        seq: u64,
+        entry: QueuedWrite,
+        error: SqlError,
+    ) -> Result<(), StoreError> {
+        let dead = DeadLetter {
+            entry,
+            error,
+            died_at_micros: now_micros(),
+        };
+        self.backend
+            .insert(Space::Dead, &seq_key(seq), &record::encode(&dead)?)?;
+        self.dead.fetch_add(1, Ordering::SeqCst);
+        self.remove(seq)
+    }
+
+    /// Move a record that fails its checks out of the queue, keeping its bytes.
+    pub fn quarantine(&self, key: &[u8], raw: &[u8]) -> Result<(), StoreError> {
+        self.backend.insert(Space::Quarantine, key, raw)?;
+        if self.backend.remove(Space::Queue, key)?.is_some() {
+            self.depth.fetch_sub(1, Ordering::SeqCst);
+            self.bytes.fetch_sub(raw.len() as u64, Ordering::SeqCst);
+        }
+        self.quarantined.fetch_add(1, Ordering::SeqCst);
+        Ok(())
+    }
+
+    /// Up to `limit` records of `space` after sequence `after`, in order,
+    /// each decoded (or the reason it does not decode).
+    fn page<T: serde::de::DeserializeOwned>(
+        &self,
+        space: Space,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<Paged<T>>, StoreError> {
+        let raw = self
+            .backend
+            .range_from(space, &seq_key(after.saturating_add(1)), limit)?;
+        Ok(raw
+            .into_iter()
+            .filter_map(|(k, v)| Some((key_seq(&k)?, record::decode(&v))))
+            .collect())
+    }
+
+    /// Queued writes in order, starting at sequence `after + 1` (records that
+    /// fail their checks are left for the drainer to quarantine).
+    pub fn list(&self, after: u64, limit: usize) -> Result<Vec<(u64, QueuedWrite)>, StoreError> {
+        Ok(self
+            .page(Space::Queue, after, limit)?
+            .into_iter()
+            .filter_map(|(seq, r)| Some((seq, r.ok()?)))
+            .collect())
+    }
+
+    /// Dead letters, oldest first, starting at sequence `after + 1`.
+    pub fn dead_letters(
+        &self,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<(u64, DeadLetter)>, StoreError> {
+        self.page(Space::Dead, after, limit)?
+            .into_iter()
+            .map(|(seq, r)| Ok((seq, r?)))
+            .collect()
+    }
+
+    /// The record at `seq` in `space` (queue or dead letters).
+    fn get<T: serde::de::DeserializeOwned>(
+        &self,
+        space: Space,
+        seq: u64,
+    ) -> Result<Option<T>, StoreError> {
+        match self.backend.get(space, &seq_key(seq))? {
+            Some(v) => Ok(Some(record::decode(&v)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Find a queued write by sequence number or write id (an id is found
+    /// by a streaming scan, a page at a time).
+    pub fn find(&self, reference: &str) -> Result<Option<(u64, QueuedWrite)>, StoreError> {
+        self.find_in(Space::Queue, reference, |q: &QueuedWrite| &q.write)
+    }
+
+    /// Find a dead letter by sequence number or write id.
+    pub fn find_dead(&self, reference: &str) -> Result<Option<(u64, DeadLetter)>, StoreError> {
+        self.find_in(Space::Dead, reference, |d: &DeadLetter| &d.entry.write)
+    }
+
+    fn find_in<T: serde::de::DeserializeOwned>(
+        &self,
+        space: Space,
+        reference: &str,
+        write: impl Fn(&T) -> &Write,
+    ) -> Result<Option<(u64, T)>, StoreError> {
+        if let Ok(seq) = reference.parse::<u64>() {
+            return Ok(self.get(space, seq)?.map(|v| (seq, v)));
+        }
+        let mut after = 0;
+        loop {
+            let page = self.page::<T>(space, after, 1000)?;
+            let Some((last, _)) = page.last() else {
+                return Ok(None);
+            };
+            after = *last;
+            for (seq, r) in page {
+                if let Ok(v) = r {
+                    if write(&v).id.to_string() == reference {
+                        return Ok(Some((seq, v)));
+                    }
+                }
+            }
+        }
+    }
+
+    /// Remove a dead letter (after a retry, or dropped by an operator).
+    pub fn remove_dead(&self, seq: u64) -> Result<Option<DeadLetter>, StoreError> {
+        match self.backend.remove(Space::Dead, &seq_key(seq))? {
+            Some(v) => {
+                self.dead.fetch_sub(1, Ordering::SeqCst);
+                Ok(Some(record::decode(&v)?))
+            }
+            None => Ok(None),
+        }
+    }
+}

@@ -92,7 +92,7 @@ config_keys! {
     mysql_hold: "SLUICE_MYSQL_HOLD" = "30s",
     /// Largest MySQL packet accepted (max_allowed_packet).
     mysql_max_packet: "SLUICE_MYSQL_MAX_PACKET" = "16MiB",
-    /// Deadline for applying one write directly, or one drain batch: connect, statements and COMMIT.
+    /// Deadline for one piece of work with MariaDB, connect included: applying a write directly or a drain batch (statements and COMMIT), one statement the MySQL front forwards, a ledger lookup or prune; with failover, the admin credential's statements get at least 2 s.
     write_timeout: "SLUICE_WRITE_TIMEOUT" = "2s",
     /// Time between health probes of the primary.
     probe_interval: "SLUICE_PROBE_INTERVAL" = "1s",

@@ -21,8 +21,10 @@ use tokio_util::sync::CancellationToken;
 pub enum ServerError {
     #[error(transparent)]
     Store(#[from] crate::store::BackendError),
+    #[error(transparent)]
+    DatabaseUrl(#[from] crate::db::UrlError),
     #[error("{0}")]
-    Database(String),
+    WriteUserCanBypassFencing(String),
     #[error(transparent)]
     Engine(#[from] EngineError),
     #[error("cannot listen on {addr}: {source}")]
@@ -143,7 +145,7 @@ fn database(config: &Config, url: &str) -> Result<Database, ServerError> {
         },
         config.db_max_idle,
     )
-    .map_err(ServerError::Database)
+    .map_err(ServerError::DatabaseUrl)
 }
 
 /// Refuse to start with failover enabled when the write user could write
@@ -154,7 +156,7 @@ async fn check_write_user(config: &Config, fc: &FailoverConfig) -> Result<(), Se
         match crate::db::admin::write_user_bypasses_read_only(url, fc.admin_timeout).await {
             Ok(found) => {
                 return match crate::engine::failover::grant_verdict(found) {
-                    GrantCheck::Refused(why) => Err(ServerError::Database(why)),
+                    GrantCheck::Refused(why) => Err(ServerError::WriteUserCanBypassFencing(why)),
                     _ => Ok(()),
                 }
             }

@@ -9,7 +9,7 @@
 //! the server says and the engine's failover task decides.
 
 use super::error::{from_driver, sql_error};
-use super::{DbError, Phase};
+use super::{DbError, Phase, UrlError};
 use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, Opts, OptsBuilder, Row};
 use serde::Serialize;
@@ -63,8 +63,8 @@ impl AdminConn {
         user: &str,
         password: &str,
         timeout: Duration,
-    ) -> Result<Self, String> {
-        let base = Opts::from_url(server_url).map_err(|e| format!("bad database URL: {e}"))?;
+    ) -> Result<Self, UrlError> {
+        let base = Opts::from_url(server_url).map_err(UrlError::Parse)?;
         let opts: Opts = OptsBuilder::default()
             .ip_or_hostname(base.ip_or_hostname().to_string())
             .tcp_port(base.tcp_port())

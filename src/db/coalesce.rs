@@ -26,7 +26,7 @@
 //!
 //! It must never answer a write with another write's result.
 
-use super::{Applied, Database, DbError, Phase};
+use super::{Applied, Clock, Database, DbError, Phase};
 use crate::write::{StatementResult, Write};
 use std::sync::{Arc, Mutex};
 use tokio::sync::{oneshot, Semaphore};
@@ -107,7 +107,7 @@ impl Coalescer {
         let (results, group) = match outcome {
             Ok(Outcome::Applied(results, group)) => (results, group),
             Ok(Outcome::Failed(e)) => return Err(e),
-            Ok(Outcome::Alone) => return db.apply(&[write], false).await,
+            Ok(Outcome::Alone) => return db.apply(&[write], Clock::Now).await,
             // The group's task ended without an answer (it panicked): the
             // write may have committed.
             Err(_) => {
@@ -131,7 +131,7 @@ impl Coalescer {
 
 async fn run_group(db: &Database, group: Vec<Entry>) {
     let writes: Vec<&Write> = group.iter().map(|e| &e.write).collect();
-    let result = db.apply(&writes, false).await;
+    let result = db.apply(&writes, Clock::Now).await;
     drop(writes);
     match result {
         Ok(applied) => {

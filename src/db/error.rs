@@ -80,6 +80,15 @@ impl DbError {
     }
 }
 
+/// A database URL sluice cannot use.
+#[derive(Debug, Error)]
+pub enum UrlError {
+    #[error("bad database URL: {0}")]
+    Parse(#[source] mysql_async::UrlError),
+    #[error("the database URL must name a database (mysql://user:pass@host:port/DB): the ledger table is created there")]
+    NoDatabase,
+}
+
 /// MariaDB error codes that describe the server's state, not the statement:
 /// the write was not applied and may succeed later.
 pub fn is_transient_code(code: u16) -> bool {

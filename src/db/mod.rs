@@ -8,21 +8,33 @@
 //! Every write runs in one transaction whose first statement inserts its id
 //! into the ledger. This module never decides what happens to a write after a
 //! failure: it reports what happened ([`DbError`]) and the engine decides.
+//!
+//! Where things are: `pool` (connections and the settings on each), `batch`
+//! (the text of one transaction, and what a failure in it means), `fold`
+//! (runs of single-row INSERTs as one), `coalesce` (direct writes in flight
+//! together), `ledger` (the proof table), `literal` (parameters as SQL
+//! literals), `passthrough` (a client's own connection for forwarded
+//! statements), `admin` (fencing and replication, with the admin
+//! credential), `error` (what a failure means for the write).
 
 pub mod admin;
+mod batch;
 pub mod coalesce;
 pub mod error;
 mod fold;
 pub mod ledger;
 mod literal;
 pub mod passthrough;
+mod pool;
 
-pub use error::{DbError, Phase};
+pub use error::{DbError, Phase, UrlError};
 
-use crate::write::{Param, SessionContext, StatementResult, Write, WriteId};
-use error::{from_driver, is_transient_code, sql_error};
+use crate::write::{Param, StatementResult, Write, WriteId};
+use batch::{Batch, Step};
+use error::{from_driver, sql_error};
 use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, Opts, OptsBuilder, Params, Value};
+use pool::{discard, rollback, PooledConn};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -36,41 +48,29 @@ pub struct DbTimeouts {
     pub probe: Duration,
 }
 
-/// One open connection and the session state sluice set on it, so a context
-/// is only re-sent when it changes.
-struct Session {
-    conn: Conn,
-    ctx: ContextState,
-}
-
-impl Session {
-    /// A fresh connection: on the URL's database, server defaults otherwise.
-    fn new(conn: Conn, default_db: &str) -> Session {
-        Session {
-            conn,
-            ctx: ContextState {
-                database: Some(default_db.to_string()),
-                sql_mode: None,
-                time_zone: None,
-                charset: None,
-                stale: false,
-            },
-        }
-    }
-}
-
 pub struct Database {
     url: String,
     opts: Opts,
     default_db: String,
     ledger_table: String,
     timeouts: DbTimeouts,
-    idle: Mutex<Vec<Session>>,
+    idle: Mutex<Vec<PooledConn>>,
     max_idle: usize,
-    probe_session: tokio::sync::Mutex<Option<Session>>,
+    probe_session: tokio::sync::Mutex<Option<PooledConn>>,
     ledger_ready: AtomicBool,
     folder: fold::Folder,
     coalescer: coalesce::Coalescer,
+}
+
+/// Which time `NOW()`, `CURRENT_TIMESTAMP` and column defaults read in a
+/// batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Clock {
+    /// The server's clock when the batch runs.
+    Now,
+    /// Each write's acceptance time (`SET STATEMENT timestamp = … FOR` each
+    /// statement): replays and drains.
+    Accepted,
 }
 
 /// Direct-write groups in flight at once (see `coalesce`).
@@ -109,13 +109,13 @@ impl Database {
         ledger_table: &str,
         timeouts: DbTimeouts,
         max_idle: usize,
-    ) -> Result<Self, String> {
-        let opts = Opts::from_url(url).map_err(|e| format!("bad database URL: {e}"))?;
+    ) -> Result<Self, UrlError> {
+        let opts = Opts::from_url(url).map_err(UrlError::Parse)?;
         let default_db = opts
             .db_name()
             .map(str::to_string)
             .filter(|d| !d.is_empty())
-            .ok_or("the database URL must name a database (mysql://user:pass@host:port/DB): the ledger table is created there")?;
+            .ok_or(UrlError::NoDatabase)?;
         let opts: Opts = OptsBuilder::from_opts(opts)
             .prefer_socket(false)
             .stmt_cache_size(256)
@@ -163,18 +163,18 @@ impl Database {
         )
     }
 
-    /// Apply `writes` in one transaction, in order. `replay` restores each
-    /// write's acceptance time for each of its statements (`SET STATEMENT
-    /// timestamp = … FOR`), so `NOW()` and column defaults give that time,
-    /// and folds runs of identical single-row INSERTs where that changes
+    /// Apply `writes` in one transaction, in order. With [`Clock::Accepted`]
+    /// each statement runs at its write's acceptance time (`SET STATEMENT
+    /// timestamp = … FOR`), so `NOW()` and column defaults give that time.
+    /// It folds runs of identical single-row INSERTs where that changes
     /// nothing (see `fold`). Returns each write's statement results.
-    pub async fn apply(&self, writes: &[&Write], replay: bool) -> Result<Applied, DbError> {
+    pub async fn apply(&self, writes: &[&Write], clock: Clock) -> Result<Applied, DbError> {
         let mut phase = Phase::Connect;
         let mut slot = self.take_idle();
         let started = Instant::now();
         let outcome = tokio::time::timeout(
             self.timeouts.write,
-            self.apply_in(&mut slot, writes, replay, &mut phase),
+            self.apply_in(&mut slot, writes, clock, &mut phase),
         )
         .await;
         let timeout = DbError::Timeout {
@@ -191,7 +191,7 @@ impl Database {
         if coalesce::groupable(write) {
             self.coalescer.apply(self, write).await
         } else {
-            self.apply(&[write], false).await
+            self.apply(&[write], Clock::Now).await
         }
     }
 
@@ -200,7 +200,7 @@ impl Database {
     /// discard it after anything else.
     fn settle<T>(
         &self,
-        slot: Option<Session>,
+        slot: Option<PooledConn>,
         outcome: Result<Result<T, DbError>, tokio::time::error::Elapsed>,
         timeout: DbError,
     ) -> Result<T, DbError> {
@@ -233,9 +233,9 @@ impl Database {
     /// MariaDB stops at the first error; the transaction is then rolled back.
     async fn apply_in(
         &self,
-        slot: &mut Option<Session>,
+        slot: &mut Option<PooledConn>,
         writes: &[&Write],
-        replay: bool,
+        clock: Clock,
         phase: &mut Phase,
     ) -> Result<Applied, DbError> {
         if slot.is_none() {
@@ -252,92 +252,18 @@ impl Database {
             Vec::new()
         };
         let folded = folds.iter().map(|f| f.count).sum();
-        let mut folds = folds.into_iter().peekable();
-
-        let mut text = String::with_capacity(256 * writes.len());
-        let mut steps = Vec::new();
-        let mut push = |sql: &str, step: Step| {
-            if !text.is_empty() {
-                text.push_str("\n;\n");
-            }
-            text.push_str(sql);
-            steps.push(step);
-        };
-        push("START TRANSACTION", Step::Begin);
-        let ledger_rows: Vec<String> = writes
-            .iter()
-            .map(|w| {
-                let key = match &w.idempotency_key {
-                    Some(k) => literal::bytes(k.as_bytes()),
-                    None => "NULL".into(),
-                };
-                format!("('{}', {key})", w.id)
-            })
-            .collect();
-        push(
-            &ledger::insert_values_sql(&self.ledger_table, &ledger_rows),
-            Step::Ledger,
-        );
-        let mut ctx_state = s.ctx.clone();
-        let mut wi = 0;
-        while wi < writes.len() {
-            let w = writes[wi];
-            for sql in ctx_state.changes(&w.context, &self.default_db) {
-                push(&sql, Step::Context(wi));
-            }
-            // A replay runs at its acceptance time, for this statement only.
-            let at = if replay {
-                let micros = w.context.accepted_at_micros;
-                format!(
-                    "SET STATEMENT timestamp = {}.{:06} FOR ",
-                    micros.div_euclid(1_000_000),
-                    micros.rem_euclid(1_000_000)
-                )
-            } else {
-                String::new()
-            };
-            let charset = w.context.charset.as_deref().unwrap_or("utf8mb4");
-            let inline = |wi: usize, si: usize, sql: &str, params: &[Param]| {
-                let lits: Vec<String> = params.iter().map(|p| literal::param(p, charset)).collect();
-                crate::sql::inline(sql, &lits).ok_or_else(|| DbError::Definitive {
-                    write_index: wi,
-                    statement_index: si,
-                    error: crate::write::SqlError {
-                        code: 1210,
-                        sqlstate: "HY000".into(),
-                        message: "the statement's placeholders do not match its parameters".into(),
-                    },
-                })
-            };
-            if let Some(f) = folds.next_if(|f| f.first == wi) {
-                // One multi-row INSERT for the run, at the first write's time
-                // (nothing in these rows depends on it).
-                let mut sql = format!("{at}{} ", f.head);
-                for (k, fw) in writes[wi..wi + f.count].iter().enumerate() {
-                    let st = &fw.statements[0];
-                    if k > 0 {
-                        sql.push(',');
-                    }
-                    sql.push_str(&inline(wi + k, 0, &st.sql[f.values.clone()], &st.params)?);
-                }
-                push(
-                    &sql,
-                    Step::Folded {
-                        first: wi,
-                        count: f.count,
-                        id_step: f.id_step,
-                    },
-                );
-                wi += f.count;
-                continue;
-            }
-            for (si, st) in w.statements.iter().enumerate() {
-                let sql = inline(wi, si, &st.sql, &st.params)?;
-                push(&format!("{at}{sql}"), Step::Statement(wi, si));
-            }
-            wi += 1;
-        }
-        push("COMMIT", Step::Commit);
+        let Batch {
+            text,
+            steps,
+            settings: ctx_state,
+        } = batch::compose(
+            writes,
+            folds,
+            &s.settings,
+            &self.default_db,
+            &self.ledger_table,
+            clock,
+        )?;
 
         // Sent as one packet: from here on MariaDB may run all of it.
         *phase = Phase::Commit;
@@ -349,7 +275,7 @@ impl Database {
             let mut r = match s.conn.query_iter(text).await {
                 Ok(r) => Some(r),
                 Err(e) => {
-                    s.ctx.stale = true;
+                    s.settings.stale = true;
                     return Err(self.batch_failed(s, writes, steps[0], e).await);
                 }
             };
@@ -399,10 +325,10 @@ impl Database {
             failed
         };
         if let Some((step, e)) = failed {
-            s.ctx.stale = true;
+            s.settings.stale = true;
             return Err(self.batch_failed(s, writes, step, e).await);
         }
-        s.ctx = ctx_state;
+        s.settings = ctx_state;
         Ok(Applied {
             results: all,
             folded,
@@ -414,7 +340,7 @@ impl Database {
     /// answered (the rest of the batch did not run), and say what it means.
     async fn batch_failed(
         &self,
-        s: &mut Session,
+        s: &mut PooledConn,
         writes: &[&Write],
         step: Step,
         e: mysql_async::Error,
@@ -437,43 +363,14 @@ impl Database {
         if let Err(e) = rollback(&mut s.conn).await {
             return e;
         }
-        let error = sql_error(&se);
-        match step {
-            Step::Commit | Step::Begin => DbError::Transient {
-                phase: Phase::Transaction,
-                error,
-            },
-            _ if is_transient_code(se.code) => DbError::Transient {
-                phase: Phase::Transaction,
-                error,
-            },
-            Step::Context(wi) => DbError::Definitive {
-                write_index: wi,
-                statement_index: 0,
-                error,
-            },
-            Step::Statement(wi, si) => DbError::Definitive {
-                write_index: wi,
-                statement_index: si,
-                error,
-            },
-            // One of the folded rows was refused; the caller (the drainer,
-            // or the coalescer for a group) then applies the writes one at a
-            // time to find which.
-            Step::Folded { first, .. } => DbError::Definitive {
-                write_index: first,
-                statement_index: 0,
-                error,
-            },
-            Step::Ledger => unreachable!("handled above"),
-        }
+        batch::classify(step, sql_error(&se))
     }
 
     /// The ledger insert failed: a duplicate means an earlier attempt
     /// committed; find out which write holds an idempotency key.
     async fn ledger_insert_failed(
         &self,
-        s: &mut Session,
+        s: &mut PooledConn,
         writes: &[&Write],
         e: mysql_async::Error,
         phase: Phase,
@@ -542,7 +439,7 @@ impl Database {
 
     async fn probe_in(
         &self,
-        slot: &mut Option<Session>,
+        slot: &mut Option<PooledConn>,
         probe_id: WriteId,
         phase: &mut Phase,
     ) -> Result<(), DbError> {
@@ -619,11 +516,11 @@ impl Database {
         self.settle(slot, r, timeout)
     }
 
-    async fn connect(&self) -> Result<Session, DbError> {
+    async fn connect(&self) -> Result<PooledConn, DbError> {
         let conn = Conn::new(self.opts.clone())
             .await
             .map_err(|e| from_driver(e, Phase::Connect))?;
-        Ok(Session::new(conn, &self.default_db))
+        Ok(PooledConn::new(conn, &self.default_db))
     }
 
     async fn ensure_ledger(&self, conn: &mut Conn) -> Result<(), DbError> {
@@ -643,11 +540,11 @@ impl Database {
         }
     }
 
-    fn take_idle(&self) -> Option<Session> {
+    fn take_idle(&self) -> Option<PooledConn> {
         self.idle.lock().unwrap_or_else(|p| p.into_inner()).pop()
     }
 
-    fn put_idle(&self, s: Option<Session>) {
+    fn put_idle(&self, s: Option<PooledConn>) {
         let Some(s) = s else { return };
         let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
         if idle.len() < self.max_idle {
@@ -660,132 +557,11 @@ impl Database {
 
     /// Drop every idle connection (after a failure, they are suspect too).
     pub fn clear_idle(&self) {
-        let conns: Vec<Session> =
+        let conns: Vec<PooledConn> =
             std::mem::take(&mut *self.idle.lock().unwrap_or_else(|p| p.into_inner()));
         for s in conns {
             discard(Some(s));
         }
-    }
-}
-
-/// Close a connection without ever waiting on it for long: a stalled server
-/// must not keep a task alive.
-fn discard(s: Option<Session>) {
-    if let Some(s) = s {
-        if let Ok(handle) = tokio::runtime::Handle::try_current() {
-            handle.spawn(async move {
-                let _ = tokio::time::timeout(Duration::from_secs(1), s.conn.disconnect()).await;
-            });
-        }
-    }
-}
-
-async fn rollback(conn: &mut Conn) -> Result<(), DbError> {
-    conn.query_drop("ROLLBACK")
-        .await
-        .map_err(|e| from_driver(e, Phase::Transaction))
-}
-
-/// Bring the session to `ctx`, sending only what differs.
-async fn set_context(
-    s: &mut Session,
-    ctx: &SessionContext,
-    default_db: &str,
-    phase: Phase,
-) -> Result<(), DbError> {
-    let mut state = s.ctx.clone();
-    for sql in state.changes(ctx, default_db) {
-        if let Err(e) = s.conn.query_drop(sql).await {
-            s.ctx.stale = true;
-            return Err(statement_setup_error(e, phase));
-        }
-    }
-    s.ctx = state;
-    Ok(())
-}
-
-/// What one statement of a batch is, to make sense of its answer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Step {
-    Begin,
-    Ledger,
-    Context(usize),
-    Statement(usize, usize),
-    /// `count` writes from `first`, folded into one multi-row INSERT.
-    Folded {
-        first: usize,
-        count: usize,
-        id_step: Option<u64>,
-    },
-    Commit,
-}
-
-/// The session settings sluice set on a connection. A batch works on a copy
-/// and puts it back only once the batch succeeded.
-#[derive(Clone)]
-struct ContextState {
-    database: Option<String>,
-    sql_mode: Option<String>,
-    time_zone: Option<String>,
-    charset: Option<String>,
-    /// A failed batch left the session settings unknown: send them all.
-    stale: bool,
-}
-
-impl ContextState {
-    /// The statements that bring the session from here to `ctx` (the
-    /// values were validated as names when the write was accepted, and are
-    /// quoted as literals all the same).
-    fn changes(&mut self, ctx: &SessionContext, default_db: &str) -> Vec<String> {
-        let mut out = Vec::new();
-        let all = std::mem::take(&mut self.stale);
-        let want_db = ctx
-            .database
-            .clone()
-            .unwrap_or_else(|| default_db.to_string());
-        if all || self.database.as_deref() != Some(want_db.as_str()) {
-            out.push(format!("USE {}", ledger::quote_ident(&want_db)));
-            self.database = Some(want_db);
-        }
-        if all || self.charset != ctx.charset {
-            out.push(format!(
-                "SET NAMES {}",
-                ctx.charset.as_deref().unwrap_or("utf8mb4")
-            ));
-            self.charset = ctx.charset.clone();
-        }
-        let mut assignments = Vec::new();
-        if all || self.sql_mode != ctx.sql_mode {
-            assignments.push(match &ctx.sql_mode {
-                Some(m) => format!("SESSION sql_mode = {}", literal::text(m)),
-                None => "SESSION sql_mode = @@GLOBAL.sql_mode".to_string(),
-            });
-            self.sql_mode = ctx.sql_mode.clone();
-        }
-        if all || self.time_zone != ctx.time_zone {
-            assignments.push(match &ctx.time_zone {
-                Some(tz) => format!("SESSION time_zone = {}", literal::text(tz)),
-                None => "SESSION time_zone = @@GLOBAL.time_zone".to_string(),
-            });
-            self.time_zone = ctx.time_zone.clone();
-        }
-        if !assignments.is_empty() {
-            out.push(format!("SET {}", assignments.join(", ")));
-        }
-        out
-    }
-}
-
-/// A failure to restore the session context is about the write (an unknown
-/// database or time zone), so a server error here is definitive.
-fn statement_setup_error(e: mysql_async::Error, phase: Phase) -> DbError {
-    match e {
-        mysql_async::Error::Server(se) if !is_transient_code(se.code) => DbError::Definitive {
-            write_index: 0,
-            statement_index: 0,
-            error: sql_error(&se),
-        },
-        other => from_driver(other, phase),
     }
 }
 

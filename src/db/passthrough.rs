@@ -7,7 +7,8 @@
 //!
 //! Writes never come through here: they go to the engine.
 
-use super::{from_driver, set_context, Database, DbError, Phase, Session};
+use super::pool::{discard, set_context, PooledConn};
+use super::{from_driver, Database, DbError, Phase};
 use crate::write::RequestContext;
 use mysql_async::prelude::Queryable;
 use mysql_async::{Column, Conn, Opts, Row, Value};
@@ -32,7 +33,7 @@ pub struct Passthrough {
     opts: Opts,
     default_db: String,
     timeout: Duration,
-    session: Option<Session>,
+    session: Option<PooledConn>,
 }
 
 impl Passthrough {
@@ -55,7 +56,7 @@ impl Passthrough {
             self.opts = db.opts.clone();
             self.default_db = db.default_db.clone();
             if let Some(s) = self.session.take() {
-                super::discard(Some(s));
+                discard(Some(s));
             }
         }
     }
@@ -111,7 +112,7 @@ impl Passthrough {
             let conn = Conn::new(self.opts.clone())
                 .await
                 .map_err(|e| from_driver(e, Phase::Connect))?;
-            self.session = Some(Session::new(conn, &self.default_db));
+            self.session = Some(PooledConn::new(conn, &self.default_db));
         }
         let s = self.session.as_mut().expect("connected above");
         set_context(s, &ctx.at(0), &self.default_db, Phase::Connect).await?;
@@ -145,14 +146,14 @@ impl Passthrough {
     /// without its COLLATE would change the collation).
     pub fn adopt(&mut self, ctx: &RequestContext) {
         if let Some(s) = &mut self.session {
-            s.ctx.database = Some(
+            s.settings.database = Some(
                 ctx.database
                     .clone()
                     .unwrap_or_else(|| self.default_db.clone()),
             );
-            s.ctx.sql_mode = ctx.sql_mode.clone();
-            s.ctx.time_zone = ctx.time_zone.clone();
-            s.ctx.charset = ctx.charset.clone();
+            s.settings.sql_mode = ctx.sql_mode.clone();
+            s.settings.time_zone = ctx.time_zone.clone();
+            s.settings.charset = ctx.charset.clone();
         }
     }
 
@@ -161,7 +162,7 @@ impl Passthrough {
     }
 
     fn discard(&mut self) {
-        super::discard(self.session.take());
+        discard(self.session.take());
     }
 }
 

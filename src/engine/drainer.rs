@@ -14,7 +14,7 @@
 use super::mode::{Event, Mode};
 use super::pacing::Pacer;
 use super::Inner;
-use crate::db::DbError;
+use crate::db::{Clock, DbError};
 use crate::store::{Head, QueuedWrite};
 use crate::write::{StatementResult, WriteId, WriteStatus};
 use backon::{BackoffBuilder, ExponentialBuilder};
@@ -123,7 +123,7 @@ pub(crate) async fn run(inner: Arc<Inner>, stop: CancellationToken) {
         let started = Instant::now();
         let db = inner.db();
         let result = {
-            let apply = db.apply(&writes, true);
+            let apply = db.apply(&writes, Clock::Accepted);
             let mut apply = std::pin::pin!(apply);
             // Send the batch (one poll), then take the last one off the queue
             // while MariaDB works on this one.

@@ -38,6 +38,12 @@ pub enum EngineError {
     Store(#[source] StoreError),
     #[error("{0}")]
     NotFound(String),
+    #[error("the admin credential cannot be used with {address}: {source}")]
+    AdminUrl {
+        address: String,
+        #[source]
+        source: crate::db::UrlError,
+    },
     /// A failover command refused (nothing changed), or a target conflict.
     #[error("{0}")]
     Failover(String),

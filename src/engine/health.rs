@@ -83,16 +83,9 @@ pub(crate) async fn run(inner: Arc<Inner>, stop: CancellationToken) {
                     h.last_latency = Some(ok.latency);
                     h.last_error = None;
                     h.down_since = None;
-                    // At start-up one healthy probe is enough; after an outage
-                    // the configured number (hysteresis).
-                    let needed = if inner.mode.snapshot().transitions == 0 {
-                        1
-                    } else {
-                        inner.cfg.recover_after
-                    };
                     Event::ProbeHealthy {
                         consecutive: h.consecutive_ok,
-                        needed,
+                        recover_after: inner.cfg.recover_after,
                     }
                 }
                 Err(e) => {

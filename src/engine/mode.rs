@@ -49,8 +49,11 @@ pub enum Event {
     /// A health probe failed.
     ProbeFailed(String),
     /// A health probe succeeded; `consecutive` healthy probes so far, against
-    /// `needed` for recovery.
-    ProbeHealthy { consecutive: u32, needed: u32 },
+    /// `recover_after` for recovery after an outage (at start-up one is enough).
+    ProbeHealthy {
+        consecutive: u32,
+        recover_after: u32,
+    },
     /// The drainer could not apply a batch (the database stopped answering).
     DrainFailed(String),
     /// The drainer found the queue empty (checked under the write lock).
@@ -62,8 +65,9 @@ pub enum Event {
     FailoverDone(String),
 }
 
-/// The transition table. `None`: stay.
-pub fn next(mode: Mode, event: &Event) -> Option<(Mode, String)> {
+/// The transition table. `None`: stay. `starting`: no transition since
+/// sluice started (one healthy probe then ends the start-up buffering).
+pub fn next(mode: Mode, starting: bool, event: &Event) -> Option<(Mode, String)> {
     use Event::*;
     match (mode, event) {
         // Any mode => FailingOver; only the procedure's end leaves it.
@@ -76,14 +80,15 @@ pub fn next(mode: Mode, event: &Event) -> Option<(Mode, String)> {
             Some((Mode::Buffering, format!("health probe failed: {r}")))
         }
         (Mode::Direct, DrainFailed(_)) => None,
-        // Buffering => Draining: enough consecutive healthy probes (hysteresis).
+        // Buffering => Draining: enough consecutive healthy probes
+        // (hysteresis after an outage; the first one at start-up).
         (
             Mode::Buffering,
             ProbeHealthy {
                 consecutive,
-                needed,
+                recover_after,
             },
-        ) if consecutive >= needed => Some((
+        ) if *consecutive >= if starting { 1 } else { *recover_after } => Some((
             Mode::Draining,
             format!("{consecutive} consecutive healthy probes"),
         )),
@@ -107,6 +112,8 @@ pub struct ModeState {
     pub since: SystemTime,
     pub reason: String,
     pub transitions: u64,
+    /// Started and not yet out of the start-up mode (no transition yet).
+    pub starting: bool,
 }
 
 pub struct ModeCell {
@@ -115,13 +122,15 @@ pub struct ModeCell {
 }
 
 impl ModeCell {
-    pub fn new(mode: Mode, reason: &str) -> Self {
+    /// The cell at start-up, in `mode` for `reason`.
+    pub fn starting(mode: Mode, reason: &str) -> Self {
         ModeCell {
             state: RwLock::new(ModeState {
                 mode,
                 since: SystemTime::now(),
                 reason: reason.to_string(),
                 transitions: 0,
+                starting: true,
             }),
             changes: watch::Sender::new(mode),
         }
@@ -153,7 +162,7 @@ impl ModeCell {
     /// uses it to confirm the queue is still empty before going direct.
     pub fn apply_if(&self, event: Event, guard: impl FnOnce() -> bool) -> Option<Mode> {
         let mut st = self.state.write().unwrap_or_else(|p| p.into_inner());
-        let (to, reason) = next(st.mode, &event)?;
+        let (to, reason) = next(st.mode, st.starting, &event)?;
         if !guard() {
             return None;
         }
@@ -162,6 +171,7 @@ impl ModeCell {
         st.since = SystemTime::now();
         st.reason = reason;
         st.transitions += 1;
+        st.starting = false;
         self.changes.send_replace(to);
         Some(to)
     }
@@ -174,79 +184,84 @@ mod tests {
     #[test]
     fn transitions_follow_the_table() {
         assert_eq!(
-            next(Mode::Direct, &Event::WriteFailed("x".into()))
+            next(Mode::Direct, false, &Event::WriteFailed("x".into()))
                 .unwrap()
                 .0,
             Mode::Buffering
         );
         assert_eq!(
-            next(Mode::Direct, &Event::ProbeFailed("x".into()))
+            next(Mode::Direct, false, &Event::ProbeFailed("x".into()))
                 .unwrap()
                 .0,
             Mode::Buffering
         );
-        assert!(next(Mode::Direct, &Event::QueueEmpty).is_none());
+        assert!(next(Mode::Direct, false, &Event::QueueEmpty).is_none());
         assert!(next(
             Mode::Buffering,
+            false,
             &Event::ProbeHealthy {
                 consecutive: 2,
-                needed: 3
+                recover_after: 3
             }
         )
         .is_none());
         assert_eq!(
             next(
                 Mode::Buffering,
+                false,
                 &Event::ProbeHealthy {
                     consecutive: 3,
-                    needed: 3
+                    recover_after: 3
                 }
             )
             .unwrap()
             .0,
             Mode::Draining
         );
-        assert!(next(Mode::Buffering, &Event::QueueEmpty).is_none());
+        assert!(next(Mode::Buffering, false, &Event::QueueEmpty).is_none());
         assert_eq!(
-            next(Mode::Draining, &Event::DrainFailed("x".into()))
+            next(Mode::Draining, false, &Event::DrainFailed("x".into()))
                 .unwrap()
                 .0,
             Mode::Buffering
         );
         assert_eq!(
-            next(Mode::Draining, &Event::QueueEmpty).unwrap().0,
+            next(Mode::Draining, false, &Event::QueueEmpty).unwrap().0,
             Mode::Direct
         );
         assert!(next(
             Mode::Draining,
+            false,
             &Event::ProbeHealthy {
                 consecutive: 9,
-                needed: 3
+                recover_after: 3
             }
         )
         .is_none());
         for m in [Mode::Direct, Mode::Buffering, Mode::Draining] {
             assert_eq!(
-                next(m, &Event::FailoverStarted("x".into())).unwrap().0,
+                next(m, false, &Event::FailoverStarted("x".into()))
+                    .unwrap()
+                    .0,
                 Mode::FailingOver
             );
-            assert!(next(m, &Event::FailoverDone("x".into())).is_none());
+            assert!(next(m, false, &Event::FailoverDone("x".into())).is_none());
         }
         // Nothing but the procedure's end leaves FailingOver: not a healthy
         // probe (of a replica not yet promoted), not an empty queue.
         for e in [
             Event::ProbeHealthy {
                 consecutive: 9,
-                needed: 1,
+                recover_after: 1,
             },
             Event::QueueEmpty,
             Event::ProbeFailed("x".into()),
             Event::FailoverStarted("x".into()),
         ] {
-            assert!(next(Mode::FailingOver, &e).is_none());
+            assert!(next(Mode::FailingOver, false, &e).is_none());
         }
         assert_eq!(
-            next(Mode::FailingOver, &Event::FailoverDone("x".into()))
+            next(Mode::FailingOver, false, &Event::FailoverDone("x".into()))
                 .unwrap()
                 .0,
             Mode::Buffering
@@ -254,8 +269,35 @@ mod tests {
     }
 
     #[test]
+    fn at_start_up_one_healthy_probe_ends_buffering_and_later_the_hysteresis_holds() {
+        let healthy = |consecutive| Event::ProbeHealthy {
+            consecutive,
+            recover_after: 3,
+        };
+        assert_eq!(
+            next(Mode::Buffering, true, &healthy(1)).unwrap().0,
+            Mode::Draining
+        );
+        assert!(next(Mode::Buffering, false, &healthy(1)).is_none());
+        let cell = ModeCell::starting(Mode::Buffering, "starting");
+        assert!(cell.snapshot().starting);
+        assert_eq!(cell.apply(healthy(1)), Some(Mode::Draining));
+        assert!(!cell.snapshot().starting);
+        assert_eq!(
+            cell.apply(Event::ProbeFailed("x".into())),
+            Some(Mode::Buffering)
+        );
+        assert_eq!(
+            cell.apply(healthy(1)),
+            None,
+            "after an outage, 3 are needed"
+        );
+        assert_eq!(cell.apply(healthy(3)), Some(Mode::Draining));
+    }
+
+    #[test]
     fn guarded_transition_is_refused_when_the_guard_fails() {
-        let cell = ModeCell::new(Mode::Draining, "test");
+        let cell = ModeCell::starting(Mode::Draining, "test");
         assert_eq!(cell.apply_if(Event::QueueEmpty, || false), None);
         assert_eq!(cell.mode(), Mode::Draining);
         assert_eq!(

@@ -113,6 +113,11 @@ pub fn rescue(e: EngineError) -> ApiError {
         ),
         EngineError::NotFound(m) => ApiError::new(StatusCode::NOT_FOUND, "not_found", m),
         EngineError::Failover(m) => ApiError::new(StatusCode::CONFLICT, "failover_refused", m),
+        e @ EngineError::AdminUrl { .. } => ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "configuration_error",
+            e.to_string(),
+        ),
         // The HTTP front submits writes only; it never forwards statements.
         e @ (EngineError::NoAnswer(_)
         | EngineError::Unbufferable { .. }

@@ -77,6 +77,7 @@ pub fn engine_reply(e: EngineError) -> Reply {
         | EngineError::LedgerUnavailable(_)
         | EngineError::Store(_)
         | EngineError::NotFound(_)
-        | EngineError::Failover(_)) => Reply::err(codes::UNKNOWN_ERROR, format!("sluice: {e}")),
+        | EngineError::Failover(_)
+        | EngineError::AdminUrl { .. }) => Reply::err(codes::UNKNOWN_ERROR, format!("sluice: {e}")),
     }
 }

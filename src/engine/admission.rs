@@ -1,0 +1,331 @@
+//! Admission: what happens to a write a front submits. Validate it, answer
+//! a repeated idempotency key with the first write's fate, then decide under
+//! the mode lock: apply it directly, or append it to the queue and answer
+//! once a flush made it durable (holding the client up to its wait for the
+//! drain to apply it). Also where a write stands now (`write_status`).
+//!
+//! It never answers "queued" without a [`Durable`] token, and never an
+//! error for a write that is durably queued.
+
+use super::mode::{Event, Mode};
+use super::*;
+use crate::db::Clock;
+use crate::store::IdempotencyRecord;
+use crate::write::{Write, WriteId, WriteStatus};
+use tokio::sync::oneshot;
+
+impl Engine {
+    /// Accept a write: apply it directly or queue it, and answer honestly.
+    pub async fn submit(&self, req: WriteRequest) -> Result<Submitted, EngineError> {
+        validate::validate(
+            &req.statements,
+            &req.context,
+            req.idempotency_key.as_deref(),
+        )?;
+        if self.stop.is_cancelled() {
+            return Err(EngineError::ShuttingDown);
+        }
+        let store = &self.inner.store;
+        // Only a write with an idempotency key is compared with another.
+        let fp = req
+            .idempotency_key
+            .as_ref()
+            .map(|_| request_fingerprint(&req));
+        if let (Some(key), Some(fp)) = (&req.idempotency_key, fp) {
+            if let Some(rec) = store.idempotency(key)? {
+                if rec.fingerprint != fp {
+                    return Err(EngineError::IdempotencyMismatch { key: key.clone() });
+                }
+                return self.resume(rec.id, req).await;
+            }
+        }
+        let id = self.inner.ids.next();
+        if let (Some(key), Some(fp)) = (&req.idempotency_key, fp) {
+            store.put_idempotency(
+                key,
+                &IdempotencyRecord {
+                    id,
+                    fingerprint: fp,
+                },
+            )?;
+        }
+        self.dispatch(build_write(id, &req), req.wait, Origin::Client)
+            .await
+    }
+
+    /// A repeated idempotency key: answer with the first write's fate.
+    async fn resume(&self, id: WriteId, req: WriteRequest) -> Result<Submitted, EngineError> {
+        let rx = self.register(id);
+        let status = self.inner.store.status(id)?;
+        match status.map(|s| s.status) {
+            Some(WriteStatus::Applied { results }) => {
+                self.unregister(id);
+                Ok(Submitted::Applied { id, results })
+            }
+            Some(WriteStatus::Dead { error }) => {
+                self.unregister(id);
+                Err(EngineError::Sql {
+                    id: Some(id),
+                    error,
+                })
+            }
+            Some(WriteStatus::Queued) => {
+                // The first attempt's entry may not be flushed yet (its own
+                // client is still waiting for the flush): answer only once
+                // a flush covers it.
+                let durable = match self.inner.store.sync().await {
+                    Ok(d) => d,
+                    Err(e) => {
+                        self.unregister(id);
+                        return Err(e.into());
+                    }
+                };
+                self.await_applied(id, rx, req.wait, durable).await
+            }
+            None => {
+                // The first attempt was never answered (sluice stopped while
+                // it was in flight). Run it again under the same id: the
+                // ledger makes sure it applies at most once.
+                self.unregister(id);
+                self.dispatch(build_write(id, &req), req.wait, Origin::Client)
+                    .await
+            }
+        }
+    }
+
+    pub(super) async fn dispatch(
+        &self,
+        write: Write,
+        wait: Duration,
+        origin: Origin,
+    ) -> Result<Submitted, EngineError> {
+        let id = write.id;
+        // Decide under the mode lock: queue if anything is (or may be) queued.
+        let rx = self.register(id);
+        let queued = {
+            let guard = self.inner.mode.read();
+            if guard.mode == Mode::Direct {
+                None
+            } else {
+                Some(self.append(&write, false, None))
+            }
+        };
+        match queued {
+            Some(appended) => return self.after_append(id, rx, appended, false, wait).await,
+            None => self.unregister(id),
+        }
+
+        let db = self.inner.db();
+        let started = std::time::Instant::now();
+        let applied = if origin == Origin::DeadLetterRetry {
+            db.apply(&[&write], Clock::Accepted).await
+        } else {
+            db.apply_direct(&write).await
+        };
+        if applied.is_ok() {
+            self.inner.latencies.direct.observe(started.elapsed());
+        }
+        match applied {
+            Ok(applied) => {
+                if applied.group > 1 {
+                    self.inner.counters.grouped.fetch_add(1, Ordering::Relaxed);
+                }
+                let results = applied.results.into_iter().next();
+                self.inner
+                    .counters
+                    .direct_applied
+                    .fetch_add(1, Ordering::Relaxed);
+                // The client has its answer. A status entry is kept only
+                // where it is asked for again: a repeated idempotency key
+                // answers with these results, and a retried dead letter must
+                // stop reading as dead. A lookup of any other direct write
+                // is answered from the ledger, which keeps the store off the
+                // direct path.
+                if origin == Origin::DeadLetterRetry || write.idempotency_key.is_some() {
+                    let status = WriteStatus::Applied {
+                        results: results.clone(),
+                    };
+                    self.inner
+                        .store
+                        .put_status(id, status, write.idempotency_key.clone())?;
+                }
+                Ok(Submitted::Applied { id, results })
+            }
+            Err(DbError::AlreadyApplied { original }) => {
+                self.inner
+                    .counters
+                    .ledger_skips
+                    .fetch_add(1, Ordering::Relaxed);
+                Ok(Submitted::Applied {
+                    id: original.unwrap_or(id),
+                    results: None,
+                })
+            }
+            Err(DbError::Definitive { error, .. }) => Err(EngineError::Sql { id: None, error }),
+            Err(e) => {
+                // Not applied, or unknown: queue it. The ledger decides later.
+                let unknown = e.outcome_unknown();
+                tracing::warn!(%id, error = %e, outcome_unknown = unknown, "direct write failed; queueing it");
+                db.clear_idle();
+                let rx = self.register(id);
+                let appended = loop {
+                    {
+                        let guard = self.inner.mode.read();
+                        if guard.mode != Mode::Direct {
+                            break self.append(&write, unknown, Some(e.to_string()));
+                        }
+                    }
+                    self.inner.mode.apply(Event::WriteFailed(e.to_string()));
+                };
+                self.after_append(id, rx, appended, unknown, wait).await
+            }
+        }
+    }
+
+    /// Append to the queue (caller holds the mode read lock) and index it.
+    fn append(
+        &self,
+        write: &Write,
+        unknown: bool,
+        last_error: Option<String>,
+    ) -> Result<u64, StoreError> {
+        let entry = QueuedWrite {
+            write: write.clone(),
+            outcome_unknown: unknown,
+            attempts: u32::from(unknown || last_error.is_some()),
+            last_error,
+        };
+        let seq = self.inner.store.append(&entry)?;
+        self.inner.store.put_status(
+            write.id,
+            WriteStatus::Queued,
+            write.idempotency_key.clone(),
+        )?;
+        Ok(seq)
+    }
+
+    async fn after_append(
+        &self,
+        id: WriteId,
+        rx: oneshot::Receiver<WriteStatus>,
+        appended: Result<u64, StoreError>,
+        unknown: bool,
+        wait: Duration,
+    ) -> Result<Submitted, EngineError> {
+        if let Err(e) = appended {
+            self.unregister(id);
+            return Err(match EngineError::from(e) {
+                EngineError::QueueFull { depth, bytes, .. } => EngineError::QueueFull {
+                    depth,
+                    bytes,
+                    outcome_unknown: unknown,
+                },
+                other => other,
+            });
+        }
+        self.inner.counters.enqueued.fetch_add(1, Ordering::Relaxed);
+        let durable = match self.inner.store.sync().await {
+            Ok(d) => d,
+            Err(e) => {
+                self.unregister(id);
+                return Err(e.into());
+            }
+        };
+        self.inner.drain_wake.notify_one();
+        self.await_applied(id, rx, wait, durable).await
+    }
+
+    async fn await_applied(
+        &self,
+        id: WriteId,
+        rx: oneshot::Receiver<WriteStatus>,
+        wait: Duration,
+        durable: Durable,
+    ) -> Result<Submitted, EngineError> {
+        let outcome = tokio::time::timeout(wait, rx).await;
+        match outcome {
+            Ok(Ok(WriteStatus::Applied { results })) => Ok(Submitted::Applied { id, results }),
+            Ok(Ok(WriteStatus::Dead { error })) => Err(EngineError::Sql {
+                id: Some(id),
+                error,
+            }),
+            // Still queued: the write is durable, so this is an answer, not an error.
+            Ok(Ok(WriteStatus::Queued)) | Ok(Err(_)) | Err(_) => {
+                self.unregister(id);
+                Ok(Submitted::Queued { id, durable })
+            }
+        }
+    }
+
+    fn register(&self, id: WriteId) -> oneshot::Receiver<WriteStatus> {
+        let (tx, rx) = oneshot::channel();
+        self.inner
+            .waiters
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(id)
+            .or_default()
+            .push(tx);
+        rx
+    }
+
+    fn unregister(&self, id: WriteId) {
+        let mut w = self.inner.waiters.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(list) = w.get_mut(&id) {
+            list.retain(|s| !s.is_closed());
+            if list.is_empty() {
+                w.remove(&id);
+            }
+        }
+    }
+
+    /// What became of write `id` (`None`: unknown id, or pruned).
+    /// The status index answers for queued, dead and idempotent writes;
+    /// for any other id the ledger in MariaDB says whether it committed.
+    pub async fn write_status(&self, id: WriteId) -> Result<Option<WriteStatus>, EngineError> {
+        if let Some(rec) = self.inner.store.status(id)? {
+            return Ok(Some(rec.status));
+        }
+        match self.inner.db().ledger_contains(id).await {
+            Ok(true) => Ok(Some(WriteStatus::Applied { results: None })),
+            Ok(false) => Ok(None),
+            Err(e) => Err(EngineError::LedgerUnavailable(e)),
+        }
+    }
+}
+
+fn build_write(id: WriteId, req: &WriteRequest) -> Write {
+    Write {
+        id,
+        statements: req.statements.clone(),
+        context: req.context.at(write::now_micros()),
+        idempotency_key: req.idempotency_key.clone(),
+        ordering_key: req.ordering_key.clone(),
+    }
+}
+
+/// A hash of what the request asks for (not of when), stable across restarts.
+fn request_fingerprint(req: &WriteRequest) -> u64 {
+    let shape = (
+        &req.statements,
+        &req.context.database,
+        &req.context.sql_mode,
+        &req.context.time_zone,
+        &req.context.charset,
+        &req.ordering_key,
+    );
+    let bytes =
+        bincode::serde::encode_to_vec(shape, bincode::config::standard()).unwrap_or_default();
+    store::index::fingerprint(&bytes)
+}
+
+/// Who sends a write to [`Engine::dispatch`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Origin {
+    /// A front's client: a direct write runs at the server's time.
+    Client,
+    /// An operator retrying a dead letter: it runs with its recorded
+    /// acceptance time, like a drain, and keeps a status entry so its
+    /// lookup stops reading "dead".
+    DeadLetterRetry,
+}

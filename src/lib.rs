@@ -1,18 +1,25 @@
 //! sluice: a durable write buffer for MariaDB.
 //!
-//! Layout, one line per module:
-//! - [`fronts`]: the ways in (HTTP/JSON today; the MySQL protocol next). They
-//!   parse requests, call the [`engine`], and render its answers; nothing else.
-//! - [`engine`]: the one API the fronts call. Owns the mode state machine
-//!   (`engine::mode`), the durable queue (`engine::queue`), the drainer
-//!   (`engine::drainer`), the health monitor (`engine::health`) and drain
-//!   pacing (`engine::pacing`).
-//! - [`db`]: all database access (MariaDB via `mysql_async`): deadlines,
-//!   the ledger, error classification.
-//! - [`sql`]: a lexer that classifies statements and counts placeholders.
-//! - [`config`]: every setting, its default and its documentation, in one table.
-//! - [`server`]: wires config, store, engine and fronts together; shutdown.
-//! - [`cli`]: the `sluice` command (serve, demo).
+//! Layout, floor by floor from the bottom (each uses only floors below it;
+//! `tests/layout.rs` checks):
+//! - [`write`]: the vocabulary every floor speaks (writes, statements,
+//!   parameters, session contexts, MariaDB's errors, write status).
+//! - [`sql`]: where a statement's bytes are parsed: the lexer that
+//!   classifies statements and finds placeholders.
+//! - [`store`]: where a write becomes durable: the queue, the status and
+//!   idempotency index, the failover target record, group commit, on one
+//!   storage backend (sled).
+//! - [`db`]: where a write meets MariaDB: all database access (`mysql_async`)
+//!   under deadlines, the ledger, batches, error classification.
+//! - [`engine`]: where a write's mode is decided: the one API the fronts
+//!   call; the mode state machine, admission, forwarding, the drainer, the
+//!   health monitor and failover.
+//! - [`fronts`]: the ways in (HTTP/JSON and the MySQL protocol). They parse
+//!   requests, call the [`engine`] and render its answers; nothing else.
+//! - [`config`]: every setting, its default and its documentation, in one
+//!   table; [`server`]: wires store, engine and fronts together, and shuts
+//!   them down.
+//! - [`cli`]: the `sluice` command (serve, operate, demo).
 //! - [`testkit`]: private `mariadbd` instances for tests and the demo.
 
 pub mod cli;

@@ -13,9 +13,8 @@ use support::*;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stall_is_absorbed_and_drained_in_order() {
     let db = mariadb_with_table().await;
-    let dir = tempfile::tempdir().unwrap();
-    let s = std::sync::Arc::new(Sluice::start(raw_config(&db.app_url(), dir.path())).await);
-    s.wait_mode("direct", Duration::from_secs(10)).await;
+    let (s, _dir) = direct_sluice(&db).await;
+    let s = std::sync::Arc::new(s);
 
     let (code, body) = s.write(insert(0, 0)).await;
     assert_eq!(code, 200, "{body}");
@@ -86,9 +85,7 @@ async fn a_stall_is_absorbed_and_drained_in_order() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_write_freeze_is_buffered_and_drained() {
     let db = mariadb_with_table().await;
-    let dir = tempfile::tempdir().unwrap();
-    let s = Sluice::start(raw_config(&db.app_url(), dir.path())).await;
-    s.wait_mode("direct", Duration::from_secs(10)).await;
+    let (s, _dir) = direct_sluice(&db).await;
     let freeze = db.freeze_writes().await.unwrap();
     s.wait_mode("buffering", Duration::from_secs(5)).await;
     let mut ids = Vec::new();

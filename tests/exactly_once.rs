@@ -19,11 +19,11 @@ async fn a_replay_racing_its_in_flight_original_applies_once() {
     db.exec("CREATE TABLE counter (id INT PRIMARY KEY, v INT NOT NULL) ENGINE=InnoDB; INSERT INTO counter VALUES (1, 0)")
         .await
         .unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let mut raw = raw_config(&db.app_url(), dir.path());
-    raw.write_timeout = Some("1500ms".into());
-    let s = std::sync::Arc::new(Sluice::start(raw).await);
-    s.wait_mode("direct", Duration::from_secs(10)).await;
+    let (s, _dir) = direct_sluice_with(&db, |raw| {
+        raw.write_timeout = Some("1500ms".into());
+    })
+    .await;
+    let s = std::sync::Arc::new(s);
 
     let hold = db.block_commits().await.unwrap();
     let writer = {

@@ -54,12 +54,11 @@ async fn the_examples_run_against_sluice() {
     )
     .await
     .expect("the compose stack's init.sql runs");
-    let dir = tempfile::tempdir().unwrap();
-    let mut raw = raw_config(&db.app_url(), dir.path());
-    raw.admin_tokens = Some(ADMIN.into());
-    enable_mysql_front(&mut raw, PASSWORD, "2s");
-    let s = Sluice::start(raw).await;
-    s.wait_mode("direct", Duration::from_secs(10)).await;
+    let (s, dir) = direct_sluice_with(&db, |raw| {
+        raw.admin_tokens = Some(ADMIN.into());
+        enable_mysql_front(raw, PASSWORD, "2s");
+    })
+    .await;
     let mysql_port = s.running.as_ref().unwrap().mysql_addr.unwrap().port();
 
     let (ok, out) =

@@ -51,6 +51,14 @@ async fn read_only(db: &MariaDb) -> bool {
     count(db, "SELECT @@GLOBAL.read_only").await == 1
 }
 
+/// `read_only` as seen now; `None` when the query did not get through (the
+/// fencer kills the client connections of a server it fences, the test's
+/// own among them).
+async fn read_only_now(db: &MariaDb) -> Option<bool> {
+    let v = db.query_strings("SELECT @@GLOBAL.read_only").await.ok()?;
+    Some(v.first()?.as_deref() == Some("1"))
+}
+
 /// Wait until the procedure of epoch `epoch` is over.
 async fn wait_epoch(status: impl AsyncFn() -> Option<Value>, epoch: u64, within: Duration) {
     eventually(
@@ -127,6 +135,7 @@ async fn a_stall_shorter_than_the_grace_period_drains_to_the_primary() {
     let writers = Writers::start(&sluice.base, 3, Duration::from_millis(5));
     writers.wait_more(20, Duration::from_secs(10)).await;
     primary.pause();
+    let paused = Instant::now();
     sluice.wait_mode("buffering", Duration::from_secs(5)).await;
     // The decision is taken, and the grace period is what holds it back.
     let d = eventually("a failover decision", Duration::from_secs(5), || async {
@@ -136,7 +145,10 @@ async fn a_stall_shorter_than_the_grace_period_drains_to_the_primary() {
     .await;
     assert_eq!(d["fail_over"], false, "{d}");
     assert_eq!(rule(&d, "grace_period")["held"], false, "{d}");
-    tokio::time::sleep(Duration::from_millis(1500)).await; // the stall itself
+    // The stall itself: 1.5 s from the pause, well inside the 3 s grace
+    // period however long the decision took to show.
+    let stall = Duration::from_millis(1500);
+    tokio::time::sleep(stall.saturating_sub(paused.elapsed())).await;
     primary.resume();
     sluice.wait_drained(Duration::from_secs(20)).await;
     writers.wait_more(20, Duration::from_secs(10)).await;
@@ -219,7 +231,7 @@ async fn a_dead_primary_fails_over_after_the_grace_period_and_stays_fenced() {
     eventually(
         "old primary fenced again",
         Duration::from_secs(15),
-        || async { read_only(&primary).await.then_some(()) },
+        || async { (read_only_now(&primary).await == Some(true)).then_some(()) },
     )
     .await;
     let s = wait_reconciled(async || Some(sluice.status().await)).await;

@@ -15,12 +15,11 @@ const TOKEN: &str = "test-token-0123456789";
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_input_gets_a_clear_error_and_changes_nothing() {
     let db = mariadb_with_table().await;
-    let dir = tempfile::tempdir().unwrap();
-    let mut raw = raw_config(&db.app_url(), dir.path());
-    raw.auth_tokens = Some(vec![TOKEN.into()]);
-    raw.http_max_body_bytes = Some("2KiB".into());
-    let s = Sluice::start(raw).await;
-    s.wait_mode("direct", Duration::from_secs(10)).await;
+    let (s, _dir) = direct_sluice_with(&db, |raw| {
+        raw.auth_tokens = Some(vec![TOKEN.into()]);
+        raw.http_max_body_bytes = Some("2KiB".into());
+    })
+    .await;
     let url = format!("{}/v1/writes", s.base);
     let post = |body: String, token: Option<&str>, ct: &str| {
         let mut rb = s
@@ -132,9 +131,8 @@ async fn sql_errors_are_answers_and_dead_letters_do_not_block() {
     db.exec("CREATE TABLE u (k INT PRIMARY KEY) ENGINE=InnoDB; INSERT INTO u VALUES (1)")
         .await
         .unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let s = std::sync::Arc::new(Sluice::start(raw_config(&db.app_url(), dir.path())).await);
-    s.wait_mode("direct", Duration::from_secs(10)).await;
+    let (s, _dir) = direct_sluice(&db).await;
+    let s = std::sync::Arc::new(s);
 
     // Direct: the error itself, nothing applied, nothing queued.
     let (code, body) = s.write(json!({"sql": "INSERT INTO u VALUES (1)"})).await;
@@ -201,11 +199,10 @@ async fn sql_errors_are_answers_and_dead_letters_do_not_block() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_queue_refuses_clearly_and_loses_nothing() {
     let db = mariadb_with_table().await;
-    let dir = tempfile::tempdir().unwrap();
-    let mut raw = raw_config(&db.app_url(), dir.path());
-    raw.queue_max_count = Some("3".into());
-    let s = Sluice::start(raw).await;
-    s.wait_mode("direct", Duration::from_secs(10)).await;
+    let (s, _dir) = direct_sluice_with(&db, |raw| {
+        raw.queue_max_count = Some("3".into());
+    })
+    .await;
     db.pause();
     s.queue_inserts(1, 3).await;
     let resp = s
@@ -288,11 +285,10 @@ async fn a_replay_means_the_same_thing() {
 async fn the_openapi_description_matches_the_running_server() {
     let spec: Value = serde_json::from_str(include_str!("../proto/openapi.json")).unwrap();
     let db = mariadb_with_table().await;
-    let dir = tempfile::tempdir().unwrap();
-    let mut raw = raw_config(&db.app_url(), dir.path());
-    raw.auth_tokens = Some(vec![TOKEN.into()]);
-    let s = Sluice::start(raw).await;
-    s.wait_mode("direct", Duration::from_secs(10)).await;
+    let (s, _dir) = direct_sluice_with(&db, |raw| {
+        raw.auth_tokens = Some(vec![TOKEN.into()]);
+    })
+    .await;
 
     let mut checked = Vec::new();
     let mut check = |path: &str, method: &str, code: u16, body: &Value| {

@@ -434,12 +434,11 @@ async fn the_example_application_keeps_going_through_a_stall() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn while_draining_new_writes_queue_behind_and_reads_pass() {
     let db = mariadb_with_table().await;
-    let dir = tempfile::tempdir().unwrap();
-    let mut raw = raw_config(&db.app_url(), dir.path());
-    enable_mysql_front(&mut raw, PASSWORD, "200ms");
-    raw.drain_max_rate = Some("20".into());
-    let s = Sluice::start(raw).await;
-    s.wait_mode("direct", Duration::from_secs(10)).await;
+    let (s, _dir) = direct_sluice_with(&db, |raw| {
+        enable_mysql_front(raw, PASSWORD, "200ms");
+        raw.drain_max_rate = Some("20".into());
+    })
+    .await;
     let mut c = client(&s, PASSWORD).await.unwrap();
     db.pause();
     let asynchronous = [("Prefer", "respond-async")];

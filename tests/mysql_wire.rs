@@ -68,12 +68,11 @@ async fn login(port: u16) -> TcpStream {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_packets_get_errors_and_the_server_keeps_serving() {
     let db = mariadb_with_table().await;
-    let dir = tempfile::tempdir().unwrap();
-    let mut raw = raw_config(&db.app_url(), dir.path());
-    enable_mysql_front(&mut raw, PASSWORD, "30s");
-    raw.mysql_max_packet = Some("64KiB".into());
-    let s = Sluice::start(raw).await;
-    s.wait_mode("direct", Duration::from_secs(10)).await;
+    let (s, _dir) = direct_sluice_with(&db, |raw| {
+        enable_mysql_front(raw, PASSWORD, "30s");
+        raw.mysql_max_packet = Some("64KiB".into());
+    })
+    .await;
     let port = s.running.as_ref().unwrap().mysql_addr.unwrap().port();
 
     // Garbage instead of a handshake response: an error, then the connection closes.

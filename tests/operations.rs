@@ -41,12 +41,11 @@ async fn starts_while_mariadb_is_down_and_buffers() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ledger_rows_are_pruned_after_the_retention_period() {
     let db = mariadb_with_table().await;
-    let dir = tempfile::tempdir().unwrap();
-    let mut raw = raw_config(&db.app_url(), dir.path());
-    raw.ledger_retention = Some("2s".into());
-    raw.ledger_prune_interval = Some("200ms".into());
-    let s = Sluice::start(raw).await;
-    s.wait_mode("direct", Duration::from_secs(10)).await;
+    let (s, _dir) = direct_sluice_with(&db, |raw| {
+        raw.ledger_retention = Some("2s".into());
+        raw.ledger_prune_interval = Some("200ms".into());
+    })
+    .await;
     for i in 0..5 {
         let (code, _) = s
             .write_with(insert(1, i), &[("Idempotency-Key", &format!("k{i}"))])
@@ -69,11 +68,11 @@ async fn ledger_rows_are_pruned_after_the_retention_period() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn load_is_shed_when_every_request_slot_is_busy() {
     let db = mariadb_with_table().await;
-    let dir = tempfile::tempdir().unwrap();
-    let mut raw = raw_config(&db.app_url(), dir.path());
-    raw.http_concurrency = Some("1".into());
-    let s = std::sync::Arc::new(Sluice::start(raw).await);
-    s.wait_mode("direct", Duration::from_secs(10)).await;
+    let (s, _dir) = direct_sluice_with(&db, |raw| {
+        raw.http_concurrency = Some("1".into());
+    })
+    .await;
+    let s = std::sync::Arc::new(s);
     db.pause();
     s.wait_mode("buffering", Duration::from_secs(5)).await;
     let held = {
@@ -112,9 +111,7 @@ async fn load_is_shed_when_every_request_slot_is_busy() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_follow_what_happens() {
     let db = mariadb_with_table().await;
-    let dir = tempfile::tempdir().unwrap();
-    let s = Sluice::start(raw_config(&db.app_url(), dir.path())).await;
-    s.wait_mode("direct", Duration::from_secs(10)).await;
+    let (s, _dir) = direct_sluice(&db).await;
     let scrape = || async {
         let r = s
             .http

@@ -28,8 +28,27 @@
 
 use super::{Applied, Clock, Database, DbError, Phase};
 use crate::write::{StatementResult, Write};
+use std::future::Future;
 use std::sync::{Arc, Mutex};
 use tokio::sync::{oneshot, Semaphore};
+
+/// What applies a group: the database, or a stand-in in unit tests.
+pub trait Applier: Send + Sync + 'static {
+    /// Apply `writes` in one transaction, at the server's clock.
+    fn apply_group<'a>(
+        &'a self,
+        writes: &'a [&'a Write],
+    ) -> impl Future<Output = Result<Applied, DbError>> + Send + 'a;
+}
+
+impl Applier for Database {
+    fn apply_group<'a>(
+        &'a self,
+        writes: &'a [&'a Write],
+    ) -> impl Future<Output = Result<Applied, DbError>> + Send + 'a {
+        self.apply(writes, Clock::Now)
+    }
+}
 
 /// May `write` share a transaction with others? Only when every statement
 /// of it is an INSERT.
@@ -72,7 +91,7 @@ impl Coalescer {
 
     /// Apply one direct write on `db`, possibly in a group with others.
     /// The answer is the one [`Database::apply`] would give for it alone.
-    pub async fn apply(&self, db: &Arc<Database>, write: &Write) -> Result<Applied, DbError> {
+    pub async fn apply<A: Applier>(&self, db: &Arc<A>, write: &Write) -> Result<Applied, DbError> {
         let (tx, mut rx) = oneshot::channel();
         self.lock().push(Entry {
             write: write.clone(),
@@ -96,7 +115,7 @@ impl Coalescer {
                     }
                     let db = db.clone();
                     let run = tokio::spawn(async move {
-                        run_group(&db, group).await;
+                        run_group(&*db, group).await;
                         drop(permit);
                     });
                     // The group runs to its end even if this caller goes away.
@@ -107,7 +126,7 @@ impl Coalescer {
         let (results, group) = match outcome {
             Ok(Outcome::Applied(results, group)) => (results, group),
             Ok(Outcome::Failed(e)) => return Err(e),
-            Ok(Outcome::Alone) => return db.apply(&[write], Clock::Now).await,
+            Ok(Outcome::Alone) => return db.apply_group(&[write]).await,
             // The group's task ended without an answer (it panicked): the
             // write may have committed.
             Err(_) => {
@@ -129,9 +148,9 @@ impl Coalescer {
     }
 }
 
-async fn run_group(db: &Database, group: Vec<Entry>) {
+async fn run_group<A: Applier>(db: &A, group: Vec<Entry>) {
     let writes: Vec<&Write> = group.iter().map(|e| &e.write).collect();
-    let result = db.apply(&writes, Clock::Now).await;
+    let result = db.apply_group(&writes).await;
     drop(writes);
     match result {
         Ok(applied) => {
@@ -157,5 +176,169 @@ async fn run_group(db: &Database, group: Vec<Entry>) {
                 let _ = entry.tx.send(Outcome::Failed(e.clone()));
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::write::{SessionContext, SqlError, Statement, WriteId};
+    use std::time::Duration;
+
+    /// Applies groups without a database: each write's result carries its
+    /// id as the insert id; a group holding a write whose statement is
+    /// `FAIL` is refused (as MariaDB would refuse it), `LOST` loses the
+    /// connection after COMMIT was sent.
+    #[derive(Default)]
+    struct Recorder {
+        groups: Mutex<Vec<Vec<u128>>>,
+        gate: tokio::sync::Notify,
+    }
+
+    impl Applier for Recorder {
+        #[allow(clippy::manual_async_fn)] // the trait's shape: a Send future
+        fn apply_group<'a>(
+            &'a self,
+            writes: &'a [&'a Write],
+        ) -> impl Future<Output = Result<Applied, DbError>> + Send + 'a {
+            async move {
+                let ids: Vec<u128> = writes.iter().map(|w| w.id.0).collect();
+                self.groups.lock().unwrap().push(ids.clone());
+                if ids == [0] {
+                    // The first write holds its slot until the test lets go,
+                    // so the writes behind it pile up into one group.
+                    self.gate.notified().await;
+                }
+                if writes.iter().any(|w| w.statements[0].sql == "LOST") {
+                    return Err(DbError::Lost {
+                        phase: Phase::Commit,
+                        message: "gone".into(),
+                    });
+                }
+                if writes.iter().any(|w| w.statements[0].sql == "FAIL") {
+                    return Err(DbError::Definitive {
+                        write_index: 0,
+                        statement_index: 0,
+                        error: SqlError {
+                            code: 1062,
+                            sqlstate: "23000".into(),
+                            message: "Duplicate entry".into(),
+                        },
+                    });
+                }
+                Ok(Applied {
+                    results: ids
+                        .iter()
+                        .map(|&id| {
+                            vec![StatementResult {
+                                rows_affected: 1,
+                                last_insert_id: Some(id as u64),
+                            }]
+                        })
+                        .collect(),
+                    folded: 0,
+                    group: 1,
+                })
+            }
+        }
+    }
+
+    fn write(id: u128, sql: &str) -> Write {
+        Write {
+            id: WriteId(id),
+            statements: vec![Statement {
+                sql: sql.into(),
+                params: Vec::new(),
+            }],
+            context: SessionContext::default(),
+            idempotency_key: None,
+            ordering_key: None,
+        }
+    }
+
+    /// Write 0 takes the only slot and waits; `writes` queue behind it and
+    /// go as one group once it is let go. Returns each write's answer.
+    async fn behind_a_busy_slot(
+        rec: &Arc<Recorder>,
+        writes: Vec<Write>,
+    ) -> Vec<Result<Applied, DbError>> {
+        let co = Arc::new(Coalescer::new(1, 64));
+        let first = {
+            let (co, rec) = (co.clone(), rec.clone());
+            tokio::spawn(async move { co.apply(&rec, &write(0, "INSERT 0")).await })
+        };
+        while rec.groups.lock().unwrap().is_empty() {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        let n = writes.len();
+        let mut tasks = Vec::new();
+        for w in writes {
+            let (co, rec) = (co.clone(), rec.clone());
+            tasks.push(tokio::spawn(async move { co.apply(&rec, &w).await }));
+        }
+        while co.lock().len() < n {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        rec.gate.notify_one();
+        first.await.unwrap().expect("the first write applies");
+        let mut out = Vec::new();
+        for t in tasks {
+            out.push(t.await.unwrap());
+        }
+        out
+    }
+
+    #[tokio::test]
+    async fn writes_in_flight_together_share_a_group_and_each_gets_its_own_answer() {
+        let rec = Arc::new(Recorder::default());
+        let answers =
+            behind_a_busy_slot(&rec, (1..=5).map(|i| write(i, "INSERT x")).collect()).await;
+        for (i, a) in answers.into_iter().enumerate() {
+            let a = a.expect("applied");
+            assert_eq!(a.group, 5);
+            assert_eq!(a.results[0][0].last_insert_id, Some(i as u64 + 1));
+        }
+        assert_eq!(
+            *rec.groups.lock().unwrap(),
+            vec![vec![0], vec![1, 2, 3, 4, 5]]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_refused_group_is_applied_again_one_write_at_a_time() {
+        let rec = Arc::new(Recorder::default());
+        let writes = vec![write(1, "INSERT x"), write(2, "FAIL"), write(3, "INSERT x")];
+        let answers = behind_a_busy_slot(&rec, writes).await;
+        assert_eq!(
+            answers[0].as_ref().unwrap().results[0][0].last_insert_id,
+            Some(1)
+        );
+        assert!(matches!(answers[1], Err(DbError::Definitive { .. })));
+        assert_eq!(
+            answers[2].as_ref().unwrap().results[0][0].last_insert_id,
+            Some(3)
+        );
+        let groups = rec.groups.lock().unwrap().clone();
+        assert_eq!(groups[1], vec![1, 2, 3]);
+        let mut alone = groups[2..].to_vec();
+        alone.sort();
+        assert_eq!(alone, vec![vec![1], vec![2], vec![3]]);
+    }
+
+    #[tokio::test]
+    async fn a_group_whose_outcome_is_unknown_gives_every_write_that_answer() {
+        let rec = Arc::new(Recorder::default());
+        let answers = behind_a_busy_slot(&rec, vec![write(1, "INSERT x"), write(2, "LOST")]).await;
+        for a in answers {
+            assert!(matches!(a, Err(ref e) if e.outcome_unknown()), "{a:?}");
+        }
+        assert_eq!(rec.groups.lock().unwrap().len(), 2, "never retried blindly");
+    }
+
+    #[test]
+    fn only_inserts_are_grouped() {
+        assert!(groupable(&write(1, "INSERT INTO t VALUES (1)")));
+        assert!(!groupable(&write(1, "UPDATE t SET v = 1")));
+        assert!(!groupable(&write(1, "DELETE FROM t")));
     }
 }

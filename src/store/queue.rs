@@ -282,3 +282,124 @@ impl Store {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::SledBackend;
+    use crate::write::{SessionContext, Statement, WriteId};
+    use std::sync::Arc;
+
+    fn entry(id: u128) -> QueuedWrite {
+        QueuedWrite {
+            write: Write {
+                id: WriteId(id),
+                statements: vec![Statement {
+                    sql: "INSERT INTO t VALUES (1)".into(),
+                    params: Vec::new(),
+                }],
+                context: SessionContext {
+                    accepted_at_micros: id as i64,
+                    ..Default::default()
+                },
+                idempotency_key: None,
+                ordering_key: None,
+            },
+            outcome_unknown: false,
+            attempts: 0,
+            last_error: None,
+        }
+    }
+
+    fn open(dir: &tempfile::TempDir, max_count: u64) -> Store {
+        let backend = SledBackend::open(dir.path(), 8 << 20).expect("opens");
+        Store::open(
+            Arc::new(backend),
+            QueueLimits {
+                max_count,
+                max_bytes: 1 << 20,
+            },
+        )
+        .expect("opens")
+    }
+
+    fn ids(heads: &[Head]) -> Vec<u128> {
+        heads
+            .iter()
+            .map(|h| match h {
+                Head::Ok { entry, .. } => entry.write.id.0,
+                Head::Corrupt { .. } => 0,
+            })
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn writes_come_out_in_order_and_survive_a_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let store = open(&dir, 100);
+            let stop = tokio_util::sync::CancellationToken::new();
+            let flusher = tokio::spawn(store.group_commit().clone().run(stop.clone()));
+            for id in 1..=5 {
+                store.append(&entry(id)).unwrap();
+            }
+            store.sync().await.expect("durable");
+            stop.cancel();
+            flusher.await.unwrap();
+        }
+        let store = open(&dir, 100);
+        assert_eq!(store.stats().depth, 5);
+        assert_eq!(store.stats().oldest_accepted_micros, Some(1));
+        assert_eq!(ids(&store.head(10).unwrap()), [1, 2, 3, 4, 5]);
+        assert_eq!(ids(&store.head_after(2, 2).unwrap()), [3, 4]);
+        // Sequence numbers go on after the ones already used.
+        let seq = store.append(&entry(6)).unwrap();
+        assert_eq!(seq, 6);
+    }
+
+    #[test]
+    fn a_full_queue_refuses_and_keeps_what_it_holds() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(&dir, 2);
+        store.append(&entry(1)).unwrap();
+        store.append(&entry(2)).unwrap();
+        assert!(matches!(
+            store.append(&entry(3)),
+            Err(StoreError::Full { depth: 2, .. })
+        ));
+        assert_eq!(ids(&store.head(10).unwrap()), [1, 2]);
+        store.remove(1).unwrap();
+        store.append(&entry(3)).expect("room again");
+        assert_eq!(ids(&store.head(10).unwrap()), [2, 3]);
+    }
+
+    #[test]
+    fn dead_letters_and_quarantine_leave_the_queue_and_keep_their_bytes() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(&dir, 100);
+        for id in 1..=3 {
+            store.append(&entry(id)).unwrap();
+        }
+        let error = SqlError {
+            code: 1062,
+            sqlstate: "23000".into(),
+            message: "Duplicate entry".into(),
+        };
+        store.dead_letter(1, entry(1), error.clone()).unwrap();
+        let raw = b"not an envelope".to_vec();
+        store.quarantine(&seq_key(2), &raw).unwrap();
+        let stats = store.stats();
+        assert_eq!((stats.depth, stats.dead, stats.quarantined), (1, 1, 1));
+        assert_eq!(ids(&store.head(10).unwrap()), [3]);
+        let (seq, dead) = store.find_dead("1").unwrap().expect("by sequence");
+        assert_eq!((seq, dead.error), (1, error));
+        let by_id = WriteId(1).to_string();
+        assert_eq!(store.find_dead(&by_id).unwrap().map(|(s, _)| s), Some(1));
+        assert_eq!(
+            store.find(&WriteId(3).to_string()).unwrap().map(|(s, _)| s),
+            Some(3)
+        );
+        assert!(store.remove_dead(1).unwrap().is_some());
+        assert_eq!(store.stats().dead, 0);
+    }
+}

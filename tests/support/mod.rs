@@ -179,8 +179,19 @@ where
 
 /// An in-process sluice (fast test settings) on `db`, in `direct` mode.
 pub async fn direct_sluice(db: &MariaDb) -> (Sluice, tempfile::TempDir) {
+    direct_sluice_with(db, |_| {}).await
+}
+
+/// An in-process sluice on `db` with the test settings changed by `edit`,
+/// in `direct` mode.
+pub async fn direct_sluice_with(
+    db: &MariaDb,
+    edit: impl FnOnce(&mut RawConfig),
+) -> (Sluice, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
-    let s = Sluice::start(raw_config(&db.app_url(), dir.path())).await;
+    let mut raw = raw_config(&db.app_url(), dir.path());
+    edit(&mut raw);
+    let s = Sluice::start(raw).await;
     s.wait_mode("direct", Duration::from_secs(10)).await;
     (s, dir)
 }
@@ -460,3 +471,4 @@ pub async fn assert_exactly_once(
         }
     }
 }
+pub mod admin_cli;

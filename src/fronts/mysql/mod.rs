@@ -1,14 +1,21 @@
 //! The MySQL-protocol front: stock drivers connect to sluice as they would to
 //! MariaDB (`mysql_native_password`), and their writes go to the engine.
 //!
-//! - `codec`: packet framing (tokio codec);
-//! - `auth`: password hashes and scramble verification;
-//! - `conn`: handshake, command loop, reply packets;
-//! - `session`: what each statement means (write, transaction, session, read).
+//! - `codec`: packet framing (tokio codec); `wire`: packets in and out with
+//!   their sequence numbers, and replies written as packets;
+//! - `handshake`: the connection phase; `auth`: password hashes and
+//!   scramble verification;
+//! - `command`: a command packet parsed into a [`command::Command`];
+//! - `conn`: the command loop;
+//! - `session`: what each statement means (write, transaction, session, read);
+//! - `prepared`: the binary protocol of prepared statements;
+//! - `reply`: a reply before it is packets, and engine errors as MySQL
+//!   errors; `codes`: every error code the front sends of its own;
+//!   `packets`: OK, EOF and ERR bytes.
 //!
 //! It spawns one task per client connection, all stopped by the front's
-//! cancellation token. It never touches the queue store, and reaches MariaDB
-//! only through the engine (writes) and the engine's pass-through (reads).
+//! cancellation token. It never touches the store, and reaches MariaDB only
+//! through the engine (writes) and the engine's forwarder (everything else).
 
 pub mod auth;
 pub mod codec;

@@ -27,6 +27,12 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+mod drain;
+mod passthrough;
+mod recovery;
+mod stall;
+mod sysbench;
+
 const FRONT_PASSWORD: &str = "bench-front-secret";
 const INSERT: &str = "INSERT INTO sbtest (k, c, pad) VALUES (?, ?, ?)";
 
@@ -386,6 +392,20 @@ async fn main() {
 }
 
 /// Every scenario that runs through a live sluice, on one private MariaDB.
+/// What every scenario through a live sluice shares: one private MariaDB,
+/// sluice in front of it, and the three ways to write (direct, HTTP, MySQL
+/// front).
+struct Rig {
+    db: MariaDb,
+    running: server::Running,
+    engine: sluice::engine::Engine,
+    /// The HTTP front's base URL.
+    http: String,
+    direct: Target,
+    via_http: Target,
+    via_front: Target,
+}
+
 async fn through_sluice(report: &mut Report, set: &Settings) {
     let db = MariaDb::start().await.expect("mariadb");
     exec(
@@ -419,334 +439,32 @@ async fn through_sluice(report: &mut Report, set: &Settings) {
     for t in [&direct, &via_http, &via_front] {
         load(t, 8, 1.0, 0.0).await;
     }
+    let rig = Rig {
+        db,
+        running,
+        engine,
+        http,
+        direct,
+        via_http,
+        via_front,
+    };
 
     if wanted("passthrough") {
-        println!("pass-through cost (single-row INSERT, the shape of sysbench oltp_insert)");
-        for clients in [1usize, 8, 32] {
-            let mut tput: [Vec<f64>; 3] = Default::default();
-            let mut p50: [Vec<f64>; 3] = Default::default();
-            let mut p99: [Vec<f64>; 3] = Default::default();
-            // CPU microseconds per write: MariaDB's, and this process's
-            // (the clients, plus sluice when it is in the path).
-            let mut cpu_db: [Vec<f64>; 3] = Default::default();
-            let mut cpu_here: [Vec<f64>; 3] = Default::default();
-            let me = std::process::id();
-            let db_pid = db.pid().expect("mariadbd runs");
-            for _ in 0..set.runs {
-                for (i, t) in [&direct, &via_http, &via_front].iter().enumerate() {
-                    let (db0, me0) = (cpu_secs(db_pid), cpu_secs(me));
-                    let mut l = load(t, clients, set.secs, 0.0).await;
-                    let per = |a: f64, b: f64| (b - a) * 1e6 / l.ops.max(1) as f64;
-                    cpu_db[i].push(per(db0, cpu_secs(db_pid)));
-                    cpu_here[i].push(per(me0, cpu_secs(me)));
-                    tput[i].push(l.per_sec());
-                    p50[i].push(l.pct(0.50));
-                    p99[i].push(l.pct(0.99));
-                }
-            }
-            let sc = format!("pass-through, {clients} clients");
-            let names = ["direct MariaDB", "sluice HTTP front", "sluice MySQL front"];
-            for (figure, unit, runs) in [
-                ("writes/s", "writes/s", &tput),
-                ("p50", "ms", &p50),
-                ("p99", "ms", &p99),
-            ] {
-                for i in 0..3 {
-                    let what = format!("{} {figure} @{clients}", names[i]);
-                    report.add(&sc, &what, unit, runs[i].clone());
-                    if i > 0 && figure != "p50" {
-                        report.against(&what, &format!("direct MariaDB {figure} @{clients}"));
-                    }
-                }
-            }
-            if clients == 32 {
-                // Where the CPU goes: the machine is shared by the clients,
-                // sluice and MariaDB, so CPU per write bounds throughput.
-                for i in 0..3 {
-                    report.add(
-                        "CPU per write, 32 clients",
-                        &format!("{}: MariaDB CPU per write", names[i]),
-                        "µs",
-                        cpu_db[i].clone(),
-                    );
-                    report.add(
-                        "CPU per write, 32 clients",
-                        &format!("{}: client (+ sluice) CPU per write", names[i]),
-                        "µs",
-                        cpu_here[i].clone(),
-                    );
-                }
-            }
-        }
-
-        // Where the time of one write goes (MySQL front, 1 and 8 clients):
-        // the client's latency against the time sluice spends applying it
-        // (sluice_direct_write_seconds: waiting for a group slot, then
-        // MariaDB) and against direct MariaDB.
-        for clients in [1usize, 8] {
-            let before = apply_time(&engine);
-            let l = load(&via_front, clients, set.secs, 0.0).await;
-            let after = apply_time(&engine);
-            let mean = |l: &Load| {
-                l.lat_us.iter().sum::<u64>() as f64 / l.lat_us.len().max(1) as f64 / 1000.0
-            };
-            let apply_ms = (after.0 - before.0) / (after.1 - before.1).max(1.0) * 1000.0;
-            let d = load(&direct, clients, set.secs, 0.0).await;
-            let sc = format!("where the time goes, {clients} clients");
-            report.add(
-                &sc,
-                &format!("direct MariaDB mean latency @{clients}"),
-                "ms",
-                vec![mean(&d)],
-            );
-            report.add(
-                &sc,
-                &format!("MySQL front mean latency @{clients}"),
-                "ms",
-                vec![mean(&l)],
-            );
-            report.add(
-                &sc,
-                &format!("of which applying, @{clients}"),
-                "ms",
-                vec![apply_ms],
-            );
-        }
+        passthrough::run(&rig, report, set).await;
     }
     if wanted("stall") {
-        println!(
-            "\nabsorbing a stall (MariaDB frozen with FLUSH TABLES WITH READ LOCK, 32 clients)"
-        );
-        let mut absorbed = Vec::new();
-        let mut per_flush = Vec::new();
-        let mut cpu_per_ack = Vec::new();
-        for _ in 0..set.runs {
-            let hold = db.freeze_writes().await.expect("freeze");
-            // Until sluice notices the freeze and buffers.
-            load(
-                &Target::Http {
-                    base: http.clone(),
-                    async_ack: true,
-                },
-                32,
-                1.5,
-                0.0,
-            )
-            .await;
-            wait_for("buffering", Duration::from_secs(10), || {
-                engine.mode() == sluice::engine::mode::Mode::Buffering
-            })
-            .await;
-            let flushes0 = metric(&engine, "sluice_store_flushes_total");
-            let cpu0 = cpu_secs(std::process::id());
-            let l = load(
-                &Target::Http {
-                    base: http.clone(),
-                    async_ack: true,
-                },
-                32,
-                set.secs,
-                0.0,
-            )
-            .await;
-            absorbed.push(l.per_sec());
-            let acks = l.ops.max(1) as f64;
-            per_flush
-                .push(acks / (metric(&engine, "sluice_store_flushes_total") - flushes0).max(1.0));
-            cpu_per_ack.push((cpu_secs(std::process::id()) - cpu0) * 1e6 / acks);
-            hold.release().await.expect("unfreeze");
-            wait_for("drained", Duration::from_secs(600), || {
-                engine.mode() == sluice::engine::mode::Mode::Direct
-            })
-            .await;
-        }
-        report.add(
-            "absorbing a stall",
-            "durable acks/s, MariaDB frozen @32",
-            "writes/s",
-            absorbed,
-        );
-        report.add(
-            "absorbing a stall",
-            "acknowledged writes per store flush",
-            "writes",
-            per_flush,
-        );
-        report.add(
-            "absorbing a stall",
-            "client + sluice CPU per acknowledgement",
-            "µs",
-            cpu_per_ack,
-        );
-        report.against(
-            "durable acks/s, MariaDB frozen @32",
-            "direct MariaDB writes/s @32",
-        );
+        stall::run(&rig, report, set).await;
     }
     if wanted("drain") {
-        println!(
-            "\ndraining a backlog of {} queued single-row INSERTs",
-            set.drain_rows
-        );
-        let mut drain = Vec::new();
-        let mut in_batches = Vec::new();
-        let mut batch_rows = Vec::new();
-        for _ in 0..set.runs {
-            let hold = freeze_and_queue(&db, &engine, &http, set.drain_rows).await;
-            let depth = engine.status().queue.depth;
-            hold.release().await.expect("unfreeze");
-            wait_for("draining", Duration::from_secs(30), || {
-                engine.mode() != sluice::engine::mode::Mode::Buffering
-            })
-            .await;
-            let t = Instant::now();
-            let before = histogram(&engine, "sluice_drain_batch_seconds");
-            wait_for("drained", Duration::from_secs(1800), || {
-                engine.mode() == sluice::engine::mode::Mode::Direct
-            })
-            .await;
-            let took = t.elapsed().as_secs_f64();
-            let after = histogram(&engine, "sluice_drain_batch_seconds");
-            drain.push(depth as f64 / took);
-            in_batches.push((after.0 - before.0) / took * 100.0);
-            batch_rows.push(depth as f64 / (after.1 - before.1).max(1.0));
-        }
-        report.add("draining", "sluice drain rows/s", "rows/s", drain);
-        report.add(
-            "draining",
-            "of the drain, time in MariaDB batches",
-            "%",
-            in_batches,
-        );
-        report.add("draining", "rows per drain batch", "rows", batch_rows);
-        // Baselines: the same statements one by one in autocommit on one
-        // connection (a sample), and 100-row INSERT statements.
-        let mut one = Vec::new();
-        let mut multi = Vec::new();
-        for _ in 0..set.runs {
-            let mut c = mysql_async::Conn::new(mysql_async::Opts::from_url(&db.app_url()).unwrap())
-                .await
-                .unwrap();
-            let t = Instant::now();
-            for i in 0..set.one_by_one_sample {
-                let (k, cc, pad) = row(99, i as u64);
-                c.query_drop(format!(
-                    "INSERT INTO sbtest (k, c, pad) VALUES ({k}, '{cc}', '{pad}')"
-                ))
-                .await
-                .unwrap();
-            }
-            one.push(set.one_by_one_sample as f64 / t.elapsed().as_secs_f64());
-            let t = Instant::now();
-            for chunk in (0..set.drain_rows).collect::<Vec<_>>().chunks(100) {
-                let values: Vec<String> = chunk
-                    .iter()
-                    .map(|i| {
-                        let (k, cc, pad) = row(98, *i as u64);
-                        format!("({k}, '{cc}', '{pad}')")
-                    })
-                    .collect();
-                c.query_drop(format!(
-                    "INSERT INTO sbtest (k, c, pad) VALUES {}",
-                    values.join(",")
-                ))
-                .await
-                .unwrap();
-            }
-            multi.push(set.drain_rows as f64 / t.elapsed().as_secs_f64());
-            let _ = c.disconnect().await;
-        }
-        report.add("draining", "one-by-one autocommit rows/s", "rows/s", one);
-        report.add("draining", "100-row INSERT ceiling rows/s", "rows/s", multi);
-        report.against("sluice drain rows/s", "one-by-one autocommit rows/s");
-        let vs_multi = report
-            .figures
-            .iter()
-            .find(|f| f.what == "sluice drain rows/s")
-            .map(|f| f.median())
-            .unwrap_or(0.0)
-            / report
-                .figures
-                .iter()
-                .find(|f| f.what == "100-row INSERT ceiling rows/s")
-                .map(|f| f.median())
-                .unwrap_or(1.0);
-        println!("  sluice drain / 100-row ceiling: {vs_multi:.2}");
+        drain::run(&rig, report, set).await;
     }
     if wanted("recovery") {
-        println!(
-            "\nrecovery under live traffic (backlog {}, new writes at half of direct capacity)",
-            set.backlog
-        );
-        let direct8 = report
-            .figures
-            .iter()
-            .find(|f| f.what == "direct MariaDB writes/s @8")
-            .map(|f| f.median());
-        let direct8 = match direct8 {
-            Some(d) => d,
-            None => load(&direct, 8, set.secs, 0.0).await.per_sec(),
-        };
-        let mut recovery = Vec::new();
-        for _ in 0..set.runs {
-            let hold = freeze_and_queue(&db, &engine, &http, set.backlog).await;
-            let live = Target::Http {
-                base: http.clone(),
-                async_ack: false,
-            };
-            let stop = Arc::new(AtomicBool::new(false));
-            hold.release().await.expect("unfreeze");
-            let t = Instant::now();
-            let traffic = {
-                let stop = stop.clone();
-                tokio::spawn(async move {
-                    while !stop.load(Ordering::SeqCst) {
-                        load(&live, 8, 1.0, direct8 / 2.0).await;
-                    }
-                })
-            };
-            wait_for("back to direct", Duration::from_secs(1800), || {
-                engine.mode() == sluice::engine::mode::Mode::Direct
-            })
-            .await;
-            recovery.push(t.elapsed().as_secs_f64());
-            stop.store(true, Ordering::SeqCst);
-            traffic.await.unwrap();
-        }
-        report.add(
-            "recovery under live traffic",
-            "seconds until empty and direct",
-            "s",
-            recovery,
-        );
+        recovery::run(&rig, report, set).await;
     }
     if wanted("sysbench") {
-        println!("\nsysbench oltp_insert, 8 threads");
-        let mut sb_direct = Vec::new();
-        let mut sb_front = Vec::new();
-        for _ in 0..set.runs {
-            sb_direct.push(sysbench(db.port(), APP_PASSWORD, set.sysbench_secs));
-            sb_front.push(sysbench(
-                running.mysql_addr.unwrap().port(),
-                FRONT_PASSWORD,
-                set.sysbench_secs,
-            ));
-        }
-        report.add(
-            "sysbench oltp_insert",
-            "sysbench direct tps",
-            "tx/s",
-            sb_direct,
-        );
-        report.add(
-            "sysbench oltp_insert",
-            "sysbench via MySQL front tps",
-            "tx/s",
-            sb_front,
-        );
-        report.against("sysbench via MySQL front tps", "sysbench direct tps");
+        sysbench::run(&rig, report, set).await;
     }
-    running.shutdown().await;
+    rig.running.shutdown().await;
 }
 
 /// Freeze MariaDB's writes and queue at least `depth` writes through the

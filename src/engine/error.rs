@@ -10,9 +10,9 @@ use thiserror::Error;
 
 #[derive(Debug, Error)]
 pub enum EngineError {
-    /// The request is not a write sluice can accept; the text says why.
+    /// The request is not a write sluice can accept.
     #[error("{0}")]
-    Invalid(String),
+    Invalid(super::validate::Rejection),
     #[error("MariaDB refused the write: {error}")]
     Sql {
         id: Option<WriteId>,

@@ -41,7 +41,7 @@ impl Engine {
     pub fn find_queued(&self, reference: &str) -> Result<(u64, QueuedWrite), EngineError> {
         self.inner.store.find(reference)?.ok_or_else(|| {
             EngineError::NotFound(format!(
-                "no queued write {reference:?} (it may have been applied: GET /v1/writes/ID tells)"
+                "no queued write {reference:?} (it may have been applied: look the write up by its id)"
             ))
         })
     }

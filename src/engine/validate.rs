@@ -12,81 +12,109 @@ use crate::write::Statement;
 /// Most statements one write may hold.
 pub const MAX_STATEMENTS: usize = 1000;
 
+/// Why a request is not a write sluice accepts. Statements count from 1.
+/// Each front phrases these for its own protocol; the `Display` here names
+/// no protocol's fields.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Rejection {
+    #[error("the write has no statements")]
+    NoStatements,
+    #[error("the write has {count} statements; at most {MAX_STATEMENTS} fit in one write")]
+    TooManyStatements { count: usize },
+    #[error("statement {statement} ends inside a string, quoted name or comment")]
+    Unterminated { statement: usize },
+    #[error("statement {statement} holds more than one SQL statement; send one at a time")]
+    Multiple { statement: usize },
+    #[error("statement {statement} is empty")]
+    Empty { statement: usize },
+    #[error("statement {statement} is a read ({keyword}); reads cannot be queued: send them to MariaDB directly")]
+    Read { statement: usize, keyword: String },
+    #[error("statement {statement} is DDL ({keyword}); DDL commits implicitly and is not accepted as a buffered write: run it against MariaDB directly")]
+    Ddl { statement: usize, keyword: String },
+    #[error("statement {statement} is transaction control ({keyword}); a write's statements already run as one transaction")]
+    Transaction { statement: usize, keyword: String },
+    #[error("statement {statement} changes session state ({keyword})")]
+    Session { statement: usize, keyword: String },
+    #[error("statement {statement} ({keyword}) is not a write sluice can buffer; only INSERT, UPDATE, DELETE and REPLACE are accepted")]
+    NotAWrite { statement: usize, keyword: String },
+    #[error("statement {statement} has {placeholders} placeholder(s) but {params} parameter(s) were given")]
+    Placeholders {
+        statement: usize,
+        placeholders: usize,
+        params: usize,
+    },
+    #[error("the database must be a MariaDB database name: 1 to 64 characters, no NUL, no trailing space")]
+    Database,
+    #[error("the character set must be a name such as utf8mb4")]
+    Charset,
+    #[error("the sql_mode must be a comma-separated list of mode names")]
+    SqlMode,
+    #[error("the time zone must be a zone name (Europe/Paris), an offset (+02:00) or SYSTEM")]
+    TimeZone,
+    #[error("the idempotency key must be 1 to 255 visible ASCII characters")]
+    IdempotencyKey,
+}
+
 pub fn validate(
     statements: &[Statement],
     ctx: &RequestContext,
     idempotency_key: Option<&str>,
 ) -> Result<(), EngineError> {
-    let bad = |m: String| Err(EngineError::Invalid(m));
+    check(statements, ctx, idempotency_key).map_err(EngineError::Invalid)
+}
+
+fn check(
+    statements: &[Statement],
+    ctx: &RequestContext,
+    idempotency_key: Option<&str>,
+) -> Result<(), Rejection> {
     if statements.is_empty() {
-        return bad(
-            "the write has no statements: send \"sql\" or a non-empty \"statements\" list".into(),
-        );
+        return Err(Rejection::NoStatements);
     }
     if statements.len() > MAX_STATEMENTS {
-        return bad(format!(
-            "the write has {} statements; at most {MAX_STATEMENTS} fit in one write",
-            statements.len()
-        ));
+        return Err(Rejection::TooManyStatements {
+            count: statements.len(),
+        });
     }
     for (i, st) in statements.iter().enumerate() {
-        let n = i + 1;
+        let statement = i + 1;
         let scan = sql::scan(&st.sql);
         if scan.unterminated {
-            return bad(format!(
-                "statement {n} ends inside a string, quoted name or comment"
-            ));
+            return Err(Rejection::Unterminated { statement });
         }
         if scan.multiple {
-            return bad(format!(
-                "statement {n} holds more than one SQL statement; send each as its own entry of \"statements\""
-            ));
+            return Err(Rejection::Multiple { statement });
         }
+        let keyword = scan.keyword.clone();
         match scan.class {
             StatementClass::Write => {}
-            StatementClass::Empty => return bad(format!("statement {n} is empty")),
-            StatementClass::Read => {
-                return bad(format!(
-                    "statement {n} is a read ({}); reads cannot be queued: send them to MariaDB directly",
-                    scan.keyword
-                ))
-            }
-            StatementClass::Ddl => {
-                return bad(format!(
-                    "statement {n} is DDL ({}); DDL commits implicitly and is not accepted as a buffered write: run it against MariaDB directly",
-                    scan.keyword
-                ))
-            }
+            StatementClass::Empty => return Err(Rejection::Empty { statement }),
+            StatementClass::Read => return Err(Rejection::Read { statement, keyword }),
+            StatementClass::Ddl => return Err(Rejection::Ddl { statement, keyword }),
             StatementClass::Transaction => {
-                return bad(format!(
-                    "statement {n} is transaction control ({}); a write's statements already run as one transaction",
-                    scan.keyword
-                ))
+                return Err(Rejection::Transaction { statement, keyword })
             }
-            StatementClass::Session => {
-                return bad(format!(
-                    "statement {n} changes session state ({}); use the \"database\", \"sql_mode\" and \"time_zone\" fields instead",
-                    scan.keyword
-                ))
-            }
+            StatementClass::Session => return Err(Rejection::Session { statement, keyword }),
             StatementClass::Other => {
-                return bad(format!(
-                    "statement {n} ({}) is not a write sluice can buffer; only INSERT, UPDATE, DELETE and REPLACE are accepted",
-                    if scan.keyword.is_empty() { "executable comment" } else { &scan.keyword }
-                ))
+                let keyword = if keyword.is_empty() {
+                    "executable comment".to_string()
+                } else {
+                    keyword
+                };
+                return Err(Rejection::NotAWrite { statement, keyword });
             }
         }
         if scan.placeholders != st.params.len() {
-            return bad(format!(
-                "statement {n} has {} placeholder(s) but {} parameter(s) were given",
-                scan.placeholders,
-                st.params.len()
-            ));
+            return Err(Rejection::Placeholders {
+                statement,
+                placeholders: scan.placeholders,
+                params: st.params.len(),
+            });
         }
     }
     if let Some(db) = &ctx.database {
         if db.is_empty() || db.len() > 64 || db.contains('\0') || db.ends_with(' ') {
-            return bad("\"database\" must be a MariaDB database name: 1 to 64 characters, no NUL, no trailing space".into());
+            return Err(Rejection::Database);
         }
     }
     if let Some(cs) = &ctx.charset {
@@ -94,7 +122,7 @@ pub fn validate(
             || cs.len() > 32
             || !cs.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
         {
-            return bad("\"charset\" must be a character set name such as utf8mb4".into());
+            return Err(Rejection::Charset);
         }
     }
     if let Some(m) = &ctx.sql_mode {
@@ -103,7 +131,7 @@ pub fn validate(
                 .bytes()
                 .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b',')
         {
-            return bad("\"sql_mode\" must be a comma-separated list of mode names".into());
+            return Err(Rejection::SqlMode);
         }
     }
     if let Some(tz) = &ctx.time_zone {
@@ -113,15 +141,12 @@ pub fn validate(
                 .bytes()
                 .all(|b| b.is_ascii_alphanumeric() || b"/_+-:".contains(&b))
         {
-            return bad(
-                "\"time_zone\" must be a zone name (Europe/Paris), an offset (+02:00) or SYSTEM"
-                    .into(),
-            );
+            return Err(Rejection::TimeZone);
         }
     }
     if let Some(k) = idempotency_key {
         if k.is_empty() || k.len() > 255 || !k.bytes().all(|b| (0x21..=0x7e).contains(&b)) {
-            return bad("the idempotency key must be 1 to 255 visible ASCII characters".into());
+            return Err(Rejection::IdempotencyKey);
         }
     }
     Ok(())
@@ -141,7 +166,7 @@ mod tests {
 
     fn err(statements: &[Statement]) -> String {
         match validate(statements, &RequestContext::default(), None) {
-            Err(EngineError::Invalid(m)) => m,
+            Err(EngineError::Invalid(r)) => r.to_string(),
             other => panic!("expected Invalid, got {other:?}"),
         }
     }

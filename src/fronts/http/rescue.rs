@@ -1,6 +1,7 @@
 //! The one mapping from engine errors to HTTP responses, and the JSON error
 //! shape `{"error": {"code", "message", ...}}` used by every endpoint.
 
+use crate::engine::validate::Rejection;
 use crate::engine::EngineError;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -54,7 +55,7 @@ impl IntoResponse for ApiError {
 /// Engine error → HTTP.
 pub fn rescue(e: EngineError) -> ApiError {
     match e {
-        EngineError::Invalid(m) => ApiError::bad_request(m),
+        EngineError::Invalid(r) => ApiError::bad_request(phrase(&r)),
         EngineError::Sql { id, error } => {
             let mut err = ApiError::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
@@ -130,5 +131,27 @@ pub fn rescue(e: EngineError) -> ApiError {
             err.retry_after = Some(1);
             err
         }
+    }
+}
+
+/// A refused request, phrased with the HTTP API's field names.
+fn phrase(r: &Rejection) -> String {
+    match r {
+        Rejection::NoStatements => {
+            "the write has no statements: send \"sql\" or a non-empty \"statements\" list".into()
+        }
+        Rejection::Multiple { statement } => format!(
+            "statement {statement} holds more than one SQL statement; send each as its own entry of \"statements\""
+        ),
+        Rejection::Session { statement, keyword } => format!(
+            "statement {statement} changes session state ({keyword}); use the \"database\", \"sql_mode\" and \"time_zone\" fields instead"
+        ),
+        Rejection::Database => "\"database\" must be a MariaDB database name: 1 to 64 characters, no NUL, no trailing space".into(),
+        Rejection::Charset => "\"charset\" must be a character set name such as utf8mb4".into(),
+        Rejection::SqlMode => "\"sql_mode\" must be a comma-separated list of mode names".into(),
+        Rejection::TimeZone => {
+            "\"time_zone\" must be a zone name (Europe/Paris), an offset (+02:00) or SYSTEM".into()
+        }
+        other => other.to_string(),
     }
 }

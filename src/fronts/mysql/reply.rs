@@ -55,7 +55,7 @@ impl Reply {
 pub fn engine_reply(e: EngineError) -> Reply {
     match e {
         EngineError::Sql { error, .. } => Reply::Err(error),
-        EngineError::Invalid(m) => Reply::err(codes::PARSE_ERROR, m),
+        EngineError::Invalid(r) => Reply::err(codes::PARSE_ERROR, r.to_string()),
         e @ EngineError::QueueFull { .. } => {
             Reply::err(codes::OUT_OF_RESOURCES, format!("sluice: {e}"))
         }

@@ -56,7 +56,9 @@ fn lexer(c: &mut Criterion) {
     let sql = "/* app */ INSERT INTO orders (customer, total, note) VALUES (?, ?, 'it''s -- not a comment ?') -- trailing ?";
     let mut g = c.benchmark_group("lexer");
     g.throughput(Throughput::Bytes(sql.len() as u64));
-    g.bench_function("scan_insert", |b| b.iter(|| sluice::sql::scan(sql)));
+    g.bench_function("scan_insert", |b| {
+        b.iter(|| sluice::sql::scan(sql.as_bytes(), sluice::sql::Dialect::default()))
+    });
     g.finish();
 }
 

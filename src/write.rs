@@ -78,8 +78,25 @@ pub enum Param {
     Int(i64),
     UInt(u64),
     Float(f64),
+    /// Unicode text (what the HTTP front's JSON strings are).
     Text(String),
+    /// A binary string: no character set, stored byte for byte.
     Bytes(Vec<u8>),
+    /// Text in the session's client character set, as the bytes a driver
+    /// sent (a string parameter of the MySQL front): MariaDB converts it
+    /// as it would the driver's own parameter.
+    Chars(Vec<u8>),
+}
+
+impl Param {
+    /// Bytes the value takes, roughly as sent.
+    pub fn size(&self) -> usize {
+        match self {
+            Param::Text(t) => t.len(),
+            Param::Bytes(b) | Param::Chars(b) => b.len(),
+            _ => 8,
+        }
+    }
 }
 
 /// One SQL statement with its positional (`?`) parameters.
@@ -132,6 +149,16 @@ pub struct Write {
     pub context: SessionContext,
     pub idempotency_key: Option<String>,
     pub ordering_key: Option<String>,
+}
+
+impl Write {
+    /// Bytes of its statements and parameters, roughly as sent.
+    pub fn size(&self) -> usize {
+        self.statements
+            .iter()
+            .map(|s| s.sql.len() + s.params.iter().map(Param::size).sum::<usize>())
+            .sum()
+    }
 }
 
 /// What MariaDB said for one statement of an applied write.

@@ -1,7 +1,21 @@
-//! The text of one batch: `START TRANSACTION`, the ledger rows, each
-//! write's session settings and statements (folded runs as one multi-row
-//! INSERT), `COMMIT`, as one multi-statement text with the parameters
-//! inlined as literals; and what a failure at each step of it means.
+//! The text of one batch, as one multi-statement packet, and what a failure
+//! at each step of it means.
+//!
+//! The batch is `START TRANSACTION`, then for each write (or folded run):
+//! the session settings that change (`USE`, `SET NAMES`), its ledger rows,
+//! each statement, and a guard; then `COMMIT`. A client statement travels
+//! as data: `EXECUTE IMMEDIATE X'<its bytes in hex>' USING <values>`, so
+//! MariaDB's own parser draws its boundary (a prepared statement is exactly
+//! one statement) and no byte of it can end the statement or start another,
+//! in any `sql_mode` or character set. Its `sql_mode`, `time_zone` and (for
+//! a replay) acceptance time ride on it with `SET STATEMENT … FOR`, so the
+//! session's own mode never changes what sluice's statements mean.
+//!
+//! A write's ledger row commits only with that write's statements: after
+//! each statement a guard checks that the transaction is still open. A
+//! statement that committed implicitly (DDL that slipped through) makes the
+//! guard delete that write's ledger row and stop the batch, so it never
+//! counts as applied and no later write runs outside the transaction.
 //!
 //! Pure functions: nothing here talks to MariaDB.
 
@@ -9,20 +23,34 @@ use super::error::is_transient_code;
 use super::fold::Fold;
 use super::pool::AppliedSettings;
 use super::{ledger, literal, Clock, DbError, Phase};
-use crate::write::{Param, SqlError, Write};
+use crate::write::{Param, SessionContext, SqlError, Write};
+
+/// The message of the guard's SIGNAL (error 1644).
+pub(super) const IMPLICIT_COMMIT: &str =
+    "sluice: a statement of this write committed the transaction implicitly (DDL?); the write is not counted as applied";
 
 /// What one statement of a batch is, to make sense of its answer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Step {
     Begin,
-    Ledger,
+    /// `USE` or `SET NAMES` before write `.0`.
     Context(usize),
+    /// The ledger rows of `count` writes from `first`.
+    Ledger {
+        first: usize,
+        count: usize,
+    },
     Statement(usize, usize),
     /// `count` writes from `first`, folded into one multi-row INSERT.
     Folded {
         first: usize,
         count: usize,
         id_step: Option<u64>,
+    },
+    /// The transaction is still open after the writes from `first`.
+    Guard {
+        first: usize,
+        count: usize,
     },
     Commit,
 }
@@ -36,9 +64,8 @@ pub(super) struct Batch {
 }
 
 /// Compose the batch for `writes`, starting from a connection in
-/// `settings`. [`Clock::Accepted`] pins each statement to its write's acceptance time
-/// (`SET STATEMENT timestamp = … FOR`); `folds` are the runs to send as
-/// multi-row INSERTs.
+/// `settings`. [`Clock::Accepted`] pins each statement to its write's
+/// acceptance time; `folds` are the runs to send as multi-row INSERTs.
 pub(super) fn compose(
     writes: &[&Write],
     folds: Vec<Fold>,
@@ -48,8 +75,7 @@ pub(super) fn compose(
     clock: Clock,
 ) -> Result<Batch, DbError> {
     let mut folds = folds.into_iter().peekable();
-
-    let mut text = String::with_capacity(256 * writes.len());
+    let mut text = String::with_capacity(writes.iter().map(|w| 256 + 3 * w.size()).sum());
     let mut steps = Vec::new();
     let mut push = |sql: &str, step: Step| {
         if !text.is_empty() {
@@ -59,7 +85,129 @@ pub(super) fn compose(
         steps.push(step);
     };
     push("START TRANSACTION", Step::Begin);
-    let ledger_rows: Vec<String> = writes
+    let mut state = settings.clone();
+    let mut wi = 0;
+    while wi < writes.len() {
+        let w = writes[wi];
+        for sql in state.session_changes(&w.context, default_db) {
+            push(&sql, Step::Context(wi));
+        }
+        let count = match folds.next_if(|f| f.first == wi) {
+            Some(f) => {
+                let run = &writes[wi..wi + f.count];
+                push(
+                    &ledger_rows(ledger_table, run),
+                    Step::Ledger {
+                        first: wi,
+                        count: f.count,
+                    },
+                );
+                // One multi-row INSERT for the run, at the first write's time
+                // (nothing in these rows depends on it).
+                let mut sql = f.head.clone().into_bytes();
+                let mut params: Vec<&Param> = Vec::new();
+                for (k, fw) in run.iter().enumerate() {
+                    let st = &fw.statements[0];
+                    sql.push(if k == 0 { b' ' } else { b',' });
+                    sql.extend_from_slice(&st.sql.as_bytes()[f.values.clone()]);
+                    params.extend(st.params.iter());
+                }
+                push(
+                    &statement(&w.context, clock, &sql, &params),
+                    Step::Folded {
+                        first: wi,
+                        count: f.count,
+                        id_step: f.id_step,
+                    },
+                );
+                push(
+                    &guard(ledger_table, run),
+                    Step::Guard {
+                        first: wi,
+                        count: f.count,
+                    },
+                );
+                f.count
+            }
+            None => {
+                push(
+                    &ledger_rows(ledger_table, &[w]),
+                    Step::Ledger {
+                        first: wi,
+                        count: 1,
+                    },
+                );
+                for (si, st) in w.statements.iter().enumerate() {
+                    let params: Vec<&Param> = st.params.iter().collect();
+                    push(
+                        &statement(&w.context, clock, st.sql.as_bytes(), &params),
+                        Step::Statement(wi, si),
+                    );
+                    push(
+                        &guard(ledger_table, &[w]),
+                        Step::Guard {
+                            first: wi,
+                            count: 1,
+                        },
+                    );
+                }
+                1
+            }
+        };
+        wi += count;
+    }
+    push("COMMIT", Step::Commit);
+    Ok(Batch {
+        text,
+        steps,
+        settings: state,
+    })
+}
+
+/// One client statement as MariaDB will run it: its text as data, its
+/// parameters as literals that mean the same in every mode, and its
+/// session settings for this statement only.
+pub(super) fn statement(
+    ctx: &SessionContext,
+    clock: Clock,
+    sql: &[u8],
+    params: &[&Param],
+) -> String {
+    let mut out = String::with_capacity(64 + 2 * sql.len() + 16 * params.len());
+    let mut settings = Vec::new();
+    if let Some(m) = &ctx.sql_mode {
+        settings.push(format!("sql_mode = {}", literal::text(m)));
+    }
+    if let Some(tz) = &ctx.time_zone {
+        settings.push(format!("time_zone = {}", literal::text(tz)));
+    }
+    if clock == Clock::Accepted {
+        let micros = ctx.accepted_at_micros;
+        settings.push(format!(
+            "timestamp = {}.{:06}",
+            micros.div_euclid(1_000_000),
+            micros.rem_euclid(1_000_000)
+        ));
+    }
+    if !settings.is_empty() {
+        out.push_str("SET STATEMENT ");
+        out.push_str(&settings.join(", "));
+        out.push_str(" FOR ");
+    }
+    out.push_str("EXECUTE IMMEDIATE X'");
+    literal::push_hex(&mut out, sql);
+    out.push('\'');
+    let charset = ctx.charset.as_deref().unwrap_or("utf8mb4");
+    for (k, p) in params.iter().enumerate() {
+        out.push_str(if k == 0 { " USING " } else { ", " });
+        out.push_str(&literal::param(p, charset));
+    }
+    out
+}
+
+/// The ledger rows of `writes`, in one INSERT.
+fn ledger_rows(ledger_table: &str, writes: &[&Write]) -> String {
+    let rows: Vec<String> = writes
         .iter()
         .map(|w| {
             let key = match &w.idempotency_key {
@@ -69,75 +217,18 @@ pub(super) fn compose(
             format!("('{}', {key})", w.id)
         })
         .collect();
-    push(
-        &ledger::insert_values_sql(ledger_table, &ledger_rows),
-        Step::Ledger,
-    );
-    let mut ctx_state = settings.clone();
-    let mut wi = 0;
-    while wi < writes.len() {
-        let w = writes[wi];
-        for sql in ctx_state.changes(&w.context, default_db) {
-            push(&sql, Step::Context(wi));
-        }
-        // A replay runs at its acceptance time, for this statement only.
-        let at = if clock == Clock::Accepted {
-            let micros = w.context.accepted_at_micros;
-            format!(
-                "SET STATEMENT timestamp = {}.{:06} FOR ",
-                micros.div_euclid(1_000_000),
-                micros.rem_euclid(1_000_000)
-            )
-        } else {
-            String::new()
-        };
-        let charset = w.context.charset.as_deref().unwrap_or("utf8mb4");
-        let inline = |wi: usize, si: usize, sql: &str, params: &[Param]| {
-            let lits: Vec<String> = params.iter().map(|p| literal::param(p, charset)).collect();
-            crate::sql::inline(sql, &lits).ok_or_else(|| DbError::Definitive {
-                write_index: wi,
-                statement_index: si,
-                error: SqlError {
-                    code: 1210,
-                    sqlstate: "HY000".into(),
-                    message: "the statement's placeholders do not match its parameters".into(),
-                },
-            })
-        };
-        if let Some(f) = folds.next_if(|f| f.first == wi) {
-            // One multi-row INSERT for the run, at the first write's time
-            // (nothing in these rows depends on it).
-            let mut sql = format!("{at}{} ", f.head);
-            for (k, fw) in writes[wi..wi + f.count].iter().enumerate() {
-                let st = &fw.statements[0];
-                if k > 0 {
-                    sql.push(',');
-                }
-                sql.push_str(&inline(wi + k, 0, &st.sql[f.values.clone()], &st.params)?);
-            }
-            push(
-                &sql,
-                Step::Folded {
-                    first: wi,
-                    count: f.count,
-                    id_step: f.id_step,
-                },
-            );
-            wi += f.count;
-            continue;
-        }
-        for (si, st) in w.statements.iter().enumerate() {
-            let sql = inline(wi, si, &st.sql, &st.params)?;
-            push(&format!("{at}{sql}"), Step::Statement(wi, si));
-        }
-        wi += 1;
-    }
-    push("COMMIT", Step::Commit);
-    Ok(Batch {
-        text,
-        steps,
-        settings: ctx_state,
-    })
+    ledger::insert_values_sql(ledger_table, &rows)
+}
+
+/// Stop the batch if the transaction is no longer open (a statement
+/// committed implicitly): take back the ledger rows of `writes`, which the
+/// implicit commit made durable, and fail with [`IMPLICIT_COMMIT`].
+fn guard(ledger_table: &str, writes: &[&Write]) -> String {
+    let ids: Vec<String> = writes.iter().map(|w| format!("'{}'", w.id)).collect();
+    format!(
+        "BEGIN NOT ATOMIC IF @@in_transaction = 0 THEN DELETE FROM {ledger_table} WHERE id IN ({}); SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = '{IMPLICIT_COMMIT}'; END IF; END",
+        ids.join(", ")
+    )
 }
 
 /// What MariaDB's `error` at `step` means for the batch (the transaction
@@ -145,7 +236,13 @@ pub(super) fn compose(
 /// duplicate means an earlier attempt committed); here it is transient.
 pub(super) fn classify(step: Step, error: SqlError) -> DbError {
     match step {
-        Step::Commit | Step::Begin | Step::Ledger => DbError::Transient {
+        // Whatever stopped the guard, the write is not counted as applied,
+        // and it must not run again on its own.
+        Step::Guard { first, .. } => DbError::ImplicitCommit {
+            write_index: first,
+            error,
+        },
+        Step::Commit | Step::Begin | Step::Ledger { .. } => DbError::Transient {
             phase: Phase::Transaction,
             error,
         },
@@ -202,7 +299,7 @@ mod tests {
     }
 
     #[test]
-    fn a_batch_holds_ledger_settings_statements_and_commit_in_order() {
+    fn a_batch_holds_settings_ledger_statement_and_guard_per_write_in_order() {
         let a = write(
             1,
             "INSERT INTO t VALUES (?)",
@@ -227,29 +324,76 @@ mod tests {
         .expect("composes");
         let parts: Vec<&str> = batch.text.split("\n;\n").collect();
         assert_eq!(parts.len(), batch.steps.len());
+        assert_eq!(
+            batch.steps,
+            [
+                Step::Begin,
+                Step::Ledger { first: 0, count: 1 },
+                Step::Statement(0, 0),
+                Step::Guard { first: 0, count: 1 },
+                Step::Context(1),
+                Step::Ledger { first: 1, count: 1 },
+                Step::Statement(1, 0),
+                Step::Guard { first: 1, count: 1 },
+                Step::Commit,
+            ]
+        );
         assert_eq!(parts[0], "START TRANSACTION");
-        assert_eq!(batch.steps[0], Step::Begin);
-        assert_eq!(batch.steps[1], Step::Ledger);
-        assert!(
-            parts[1].contains(&WriteId(1).to_string())
-                && parts[1].contains(&WriteId(2).to_string())
+        assert!(parts[1].contains(&WriteId(1).to_string()), "{}", parts[1]);
+        assert_eq!(
+            parts[2],
+            format!(
+                "EXECUTE IMMEDIATE X'{}' USING 7",
+                hex("INSERT INTO t VALUES (?)")
+            )
         );
-        assert_eq!(parts[2], "INSERT INTO t VALUES (7)");
-        assert_eq!(batch.steps[2], Step::Statement(0, 0));
-        // The second write changes database and sql_mode first.
-        assert_eq!(parts[3], "USE `other`");
-        assert_eq!(batch.steps[3], Step::Context(1));
-        assert!(
-            parts[4].starts_with("SET SESSION sql_mode = "),
-            "{}",
-            parts[4]
+        assert!(parts[3].starts_with("BEGIN NOT ATOMIC IF @@in_transaction = 0"));
+        // The second write changes database; its sql_mode rides on the statement.
+        assert_eq!(parts[4], "USE `other`");
+        assert_eq!(
+            parts[6],
+            format!(
+                "SET STATEMENT sql_mode = 'ANSI_QUOTES' FOR EXECUTE IMMEDIATE X'{}' USING 'x'",
+                hex("UPDATE t SET v = ?")
+            )
         );
-        assert_eq!(batch.steps[5], Step::Statement(1, 0));
         assert_eq!(*parts.last().unwrap(), "COMMIT");
         assert_eq!(batch.settings.database.as_deref(), Some("other"));
-        assert_eq!(batch.settings.sql_mode.as_deref(), Some("ANSI_QUOTES"));
         // The connection's own settings are untouched until the batch runs.
         assert_eq!(settings.database.as_deref(), Some("app"));
+    }
+
+    fn hex(s: &str) -> String {
+        let mut out = String::new();
+        literal::push_hex(&mut out, s.as_bytes());
+        out
+    }
+
+    #[test]
+    fn no_byte_of_a_clients_statement_reaches_mariadb_as_text() {
+        // Whatever the text holds, only hex digits of it are sent.
+        let hostile = "INSERT INTO t (a,b) VALUES ('x','\\'); CREATE TABLE pwn (x INT); -- ')";
+        let a = write(
+            1,
+            hostile,
+            Vec::new(),
+            ctx(None, Some("NO_BACKSLASH_ESCAPES")),
+        );
+        let batch = compose(
+            &[&a],
+            Vec::new(),
+            &AppliedSettings::fresh("app"),
+            "app",
+            "l",
+            Clock::Now,
+        )
+        .expect("composes");
+        assert!(
+            !batch.text.contains("pwn") && !batch.text.contains("CREATE"),
+            "{}",
+            batch.text
+        );
+        assert!(batch.text.contains(&hex(hostile)));
     }
 
     #[test]
@@ -270,38 +414,13 @@ mod tests {
         )
         .expect("composes");
         assert!(
-            batch.text.contains(
-                "SET STATEMENT timestamp = 1700000000.250000 FOR INSERT INTO t VALUES (NOW())"
-            ),
+            batch.text.contains(&format!(
+                "SET STATEMENT timestamp = 1700000000.250000 FOR EXECUTE IMMEDIATE X'{}'",
+                hex("INSERT INTO t VALUES (NOW())")
+            )),
             "{}",
             batch.text
         );
-    }
-
-    #[test]
-    fn placeholders_that_do_not_match_the_parameters_refuse_the_write() {
-        let a = write(
-            1,
-            "INSERT INTO t VALUES (?, ?)",
-            vec![Param::Int(1)],
-            ctx(None, None),
-        );
-        match compose(
-            &[&a],
-            Vec::new(),
-            &AppliedSettings::fresh("app"),
-            "app",
-            "l",
-            Clock::Now,
-        ) {
-            Err(DbError::Definitive {
-                write_index: 0,
-                error,
-                ..
-            }) => assert_eq!(error.code, 1210),
-            Err(e) => panic!("{e}"),
-            Ok(_) => panic!("composed"),
-        }
     }
 
     #[test]

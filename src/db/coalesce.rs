@@ -53,10 +53,12 @@ impl Applier for Database {
 /// May `write` share a transaction with others? Only when every statement
 /// of it is an INSERT.
 pub fn groupable(write: &Write) -> bool {
+    let ctx = &write.context;
+    let dialect = crate::sql::Dialect::of_session(ctx.sql_mode.as_deref(), ctx.charset.as_deref());
     write
         .statements
         .iter()
-        .all(|st| crate::sql::scan(&st.sql).keyword == "INSERT")
+        .all(|st| crate::sql::scan(st.sql.as_bytes(), dialect).keyword == "INSERT")
 }
 
 /// What became of a write sent in a group.
@@ -157,6 +159,22 @@ async fn run_group<A: Applier>(db: &A, group: Vec<Entry>) {
             let n = group.len();
             for (e, results) in group.into_iter().zip(applied.results) {
                 let _ = e.tx.send(Outcome::Applied(results, n));
+            }
+        }
+        // One write committed implicitly: it has its answer and must not
+        // run again; the others go again on their own (those before it
+        // committed, and the ledger will say so).
+        Err(DbError::ImplicitCommit { write_index, error }) => {
+            for (k, e) in group.into_iter().enumerate() {
+                let outcome = if k == write_index {
+                    Outcome::Failed(DbError::ImplicitCommit {
+                        write_index: 0,
+                        error: error.clone(),
+                    })
+                } else {
+                    Outcome::Alone
+                };
+                let _ = e.tx.send(outcome);
             }
         }
         // Refused as a whole: each write goes again on its own (a lone

@@ -48,6 +48,11 @@ pub enum DbError {
     /// earlier attempt committed. `original` names the write that holds the key.
     #[error("the write was already applied by an earlier attempt")]
     AlreadyApplied { original: Option<WriteId> },
+    /// A statement of write `write_index` committed the transaction
+    /// implicitly: the write is not counted as applied (its ledger row was
+    /// taken back) and must not run again on its own.
+    #[error("write {write_index} of the batch committed implicitly: {error}")]
+    ImplicitCommit { write_index: usize, error: SqlError },
     #[error("the ledger table could not be prepared: {0}")]
     Ledger(SqlError),
 }

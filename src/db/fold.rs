@@ -23,7 +23,7 @@
 //! It must never fold a write whose meaning could change, and never guess:
 //! a failed lookup or an unknown shape leaves the writes as written.
 
-use crate::sql::{scan, single_row_insert, StatementClass};
+use crate::sql::{scan, single_row_insert, Dialect, StatementClass};
 use crate::write::{SessionContext, Write};
 use mysql_async::prelude::Queryable;
 use mysql_async::Conn;
@@ -213,14 +213,17 @@ fn runs(writes: &[&Write], default_db: &str) -> Vec<Run> {
     while i < writes.len() {
         let w = writes[i];
         let shape = match w.statements.as_slice() {
-            [st] => single_row_insert(&st.sql),
+            [st] => single_row_insert(
+                &st.sql,
+                Dialect::of_session(w.context.sql_mode.as_deref(), w.context.charset.as_deref()),
+            ),
             _ => None,
         };
         let Some(shape) = shape else {
             ddl_seen |= w
                 .statements
                 .iter()
-                .any(|s| scan(&s.sql).class == StatementClass::Ddl);
+                .any(|s| scan(s.sql.as_bytes(), Dialect::default()).class == StatementClass::Ddl);
             i += 1;
             continue;
         };

@@ -1,16 +1,19 @@
-//! Parameters as SQL literals, for batches sent as one multi-statement text.
-//! Every literal means the same whatever the session's `sql_mode`: strings
-//! without backslashes or control characters are quoted with doubled quotes
-//! (the same in every mode); anything else is written in hex with the
-//! session's character set as introducer; numbers keep their type (a float
-//! is written in exponent form, so MariaDB reads a DOUBLE as the binary
-//! protocol would send).
+//! Parameters as SQL literals, for the `USING` list of the statements sluice
+//! sends. Every literal means the same whatever the session's `sql_mode`
+//! and character set: numbers keep their type (a float is written in
+//! exponent form, so MariaDB reads a DOUBLE as the binary protocol would
+//! send), printable ASCII text without backslashes is quoted with doubled
+//! quotes (the same in every mode and every ASCII-compatible character
+//! set), and anything else is written in hex with a character set
+//! introducer: `_utf8mb4` for Unicode text, the session's character set for
+//! text a driver sent in it, none for binary strings.
 //!
 //! Nothing here decides what a statement means; it only spells values.
 
 use crate::write::Param;
 
-/// One parameter as a literal in a session using `charset`.
+/// One parameter as a literal in a session whose client character set is
+/// `charset`.
 pub fn param(p: &Param, charset: &str) -> String {
     match p {
         Param::Null => "NULL".into(),
@@ -19,39 +22,50 @@ pub fn param(p: &Param, charset: &str) -> String {
         Param::Float(f) if f.is_finite() => format!("{f:e}"),
         // MariaDB has no NaN or infinity: the same refusal as for a bound one.
         Param::Float(_) => "'NaN'".into(),
-        Param::Text(t) => text_in(t, charset),
+        Param::Text(t) => text(t),
+        Param::Chars(b) => introduced(charset, b),
         Param::Bytes(b) => bytes(b),
     }
 }
 
-/// A text literal in the session's character set.
+/// Unicode text as a literal.
 pub fn text(t: &str) -> String {
-    text_in(t, "utf8mb4")
-}
-
-fn text_in(t: &str, charset: &str) -> String {
-    if t.bytes().all(|b| b >= 0x20 && b != b'\\') {
+    if t.bytes().all(|b| (0x20..0x7f).contains(&b) && b != b'\\') {
         format!("'{}'", t.replace('\'', "''"))
     } else {
-        let cs: String = charset
-            .chars()
-            .filter(|c| c.is_ascii_alphanumeric() || *c == '_')
-            .collect();
-        format!("_{cs} X'{}'", hex(t.as_bytes()))
+        introduced("utf8mb4", t.as_bytes())
     }
+}
+
+/// `b`, read in character set `charset`.
+fn introduced(charset: &str, b: &[u8]) -> String {
+    let cs: String = charset
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || *c == '_')
+        .collect();
+    let mut out = format!("_{cs} X'");
+    push_hex(&mut out, b);
+    out.push('\'');
+    out
 }
 
 /// A binary string literal.
 pub fn bytes(b: &[u8]) -> String {
-    format!("X'{}'", hex(b))
+    let mut out = String::with_capacity(3 + 2 * b.len());
+    out.push_str("X'");
+    push_hex(&mut out, b);
+    out.push('\'');
+    out
 }
 
-fn hex(b: &[u8]) -> String {
-    let mut s = String::with_capacity(b.len() * 2);
-    for x in b {
-        s.push_str(&format!("{x:02x}"));
+/// Append `b` in lower-case hex.
+pub fn push_hex(out: &mut String, b: &[u8]) {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    out.reserve(2 * b.len());
+    for &x in b {
+        out.push(DIGITS[usize::from(x >> 4)] as char);
+        out.push(DIGITS[usize::from(x & 0x0f)] as char);
     }
-    s
 }
 
 #[cfg(test)]
@@ -59,15 +73,27 @@ mod tests {
     use super::*;
 
     #[test]
-    fn literals_mean_the_same_in_every_mode() {
-        assert_eq!(param(&Param::Text("it's".into()), "utf8mb4"), "'it''s'");
+    fn literals_mean_the_same_in_every_mode_and_character_set() {
+        assert_eq!(param(&Param::Text("it's".into()), "gbk"), "'it''s'");
         assert_eq!(
-            param(&Param::Text("a\\b".into()), "utf8mb4"),
+            param(&Param::Text("a\\b".into()), "latin1"),
             "_utf8mb4 X'615c62'"
         );
         assert_eq!(
-            param(&Param::Text("x\ny".into()), "latin1"),
-            "_latin1 X'780a79'"
+            param(&Param::Text("é".into()), "latin1"),
+            "_utf8mb4 X'c3a9'"
+        );
+        assert_eq!(
+            param(&Param::Text("x\ny".into()), "gbk"),
+            "_utf8mb4 X'780a79'"
+        );
+        assert_eq!(
+            param(&Param::Chars(vec![0x95, 0x5c]), "gbk"),
+            "_gbk X'955c'"
+        );
+        assert_eq!(
+            param(&Param::Chars(b"x".to_vec()), "big5; DROP"),
+            "_big5DROP X'78'"
         );
         assert_eq!(param(&Param::Float(19.99), "utf8mb4"), "1.999e1");
         assert_eq!(param(&Param::Int(-3), "utf8mb4"), "-3");

@@ -317,6 +317,17 @@ impl Database {
             }
             if failed.is_none() {
                 if let Some(r) = r.take() {
+                    if !r.is_empty() {
+                        // More answers than statements: the results cannot be
+                        // matched to the writes. Whatever committed, the
+                        // ledger says; the outcome is unknown until it does.
+                        s.settings.stale = true;
+                        return Err(DbError::Lost {
+                            phase: Phase::Commit,
+                            message: "MariaDB returned more results than the batch had statements"
+                                .into(),
+                        });
+                    }
                     r.drop_result()
                         .await
                         .map_err(|e| from_driver(e, Phase::Commit))?;
@@ -350,11 +361,11 @@ impl Database {
             // No answer: the batch, COMMIT included, may have run.
             other => return from_driver(other, Phase::Commit),
         };
-        if step == Step::Ledger {
+        if let Step::Ledger { first, count } = step {
             return self
                 .ledger_insert_failed(
                     s,
-                    writes,
+                    &writes[first..first + count],
                     mysql_async::Error::Server(se),
                     Phase::Transaction,
                 )
@@ -573,6 +584,7 @@ pub fn to_value(p: &Param) -> Value {
         Param::UInt(u) => Value::UInt(*u),
         Param::Float(f) => Value::Double(*f),
         Param::Text(s) => Value::Bytes(s.as_bytes().to_vec()),
+        Param::Chars(b) => Value::Bytes(b.clone()),
         Param::Bytes(b) => Value::Bytes(b.clone()),
     }
 }

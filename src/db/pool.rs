@@ -89,6 +89,34 @@ impl AppliedSettings {
         }
     }
 
+    /// The session-wide statements a batch needs before a write in `ctx`:
+    /// its database and client character set (`sql_mode` and `time_zone`
+    /// ride on each statement instead, so the session keeps the server's).
+    pub(super) fn session_changes(
+        &mut self,
+        ctx: &SessionContext,
+        default_db: &str,
+    ) -> Vec<String> {
+        let mut out = Vec::new();
+        let all = std::mem::take(&mut self.stale);
+        let want_db = ctx
+            .database
+            .clone()
+            .unwrap_or_else(|| default_db.to_string());
+        if all || self.database.as_deref() != Some(want_db.as_str()) {
+            out.push(format!("USE {}", ledger::quote_ident(&want_db)));
+            self.database = Some(want_db);
+        }
+        if all || self.charset != ctx.charset {
+            out.push(format!(
+                "SET NAMES {}",
+                ctx.charset.as_deref().unwrap_or("utf8mb4")
+            ));
+            self.charset = ctx.charset.clone();
+        }
+        out
+    }
+
     /// The statements that bring the session from here to `ctx` (the
     /// values were validated as names when the write was accepted, and are
     /// quoted as literals all the same).

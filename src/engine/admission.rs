@@ -161,7 +161,12 @@ impl Engine {
                     results: None,
                 })
             }
-            Err(DbError::Definitive { error, .. }) => Err(EngineError::Sql { id: None, error }),
+            // Refused, or committed implicitly and not counted: the error
+            // is the answer (a write that committed implicitly must not run
+            // again).
+            Err(DbError::Definitive { error, .. } | DbError::ImplicitCommit { error, .. }) => {
+                Err(EngineError::Sql { id: None, error })
+            }
             Err(e) => {
                 // Not applied, or unknown: queue it. The ledger decides later.
                 let unknown = e.outcome_unknown();

@@ -16,7 +16,7 @@ use super::pacing::Pacer;
 use super::Inner;
 use crate::db::{Clock, DbError};
 use crate::store::{Head, QueuedWrite};
-use crate::write::{StatementResult, WriteId, WriteStatus};
+use crate::write::{SqlError, StatementResult, WriteId, WriteStatus};
 use backon::{BackoffBuilder, ExponentialBuilder};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -173,6 +173,16 @@ pub(crate) async fn run(inner: Arc<Inner>, stop: CancellationToken) {
                     sleep_or_stop(pause, &stop).await;
                 }
             }
+            Err(DbError::ImplicitCommit { write_index, error }) => {
+                // That write must not run again on its own: it goes to the
+                // dead letters now; the rest of the batch is applied one at
+                // a time (those before it committed, and the ledger says so).
+                isolate_until = batch.last().map(|b| b.0).unwrap_or(0);
+                let (seq, _, entry) = batch.swap_remove(write_index.min(batch.len() - 1));
+                if !dead_letter(&inner, seq, entry, error) {
+                    sleep_or_stop(Duration::from_secs(1), &stop).await;
+                }
+            }
             Err(DbError::Definitive { .. } | DbError::AlreadyApplied { .. }) if batch.len() > 1 => {
                 isolate_until = batch.last().map(|b| b.0).unwrap_or(0);
             }
@@ -184,20 +194,10 @@ pub(crate) async fn run(inner: Arc<Inner>, stop: CancellationToken) {
             }
             Err(DbError::Definitive { error, .. }) => {
                 let (seq, _, entry) = batch.swap_remove(0);
-                let id = entry.write.id;
-                tracing::warn!(%id, %error, "MariaDB refused a queued write; moved to dead letters");
-                if let Err(e) = inner.store.dead_letter(seq, entry.clone(), error.clone()) {
-                    tracing::error!(error = %e, "cannot move a write to the dead letters; retrying");
+                if !dead_letter(&inner, seq, entry, error) {
                     sleep_or_stop(Duration::from_secs(1), &stop).await;
                     continue;
                 }
-                let status = WriteStatus::Dead { error };
-                let _ =
-                    inner
-                        .store
-                        .put_status(id, status.clone(), entry.write.idempotency_key.clone());
-                inner.counters.dead_lettered.fetch_add(1, Ordering::Relaxed);
-                inner.notify(id, &status);
             }
             Err(e) => {
                 let unknown = e.outcome_unknown();
@@ -254,6 +254,24 @@ fn finish_batch(inner: &Inner, done: Option<Done>) {
         );
     }
     inner.counters.drained.fetch_add(n, Ordering::Relaxed);
+}
+
+/// Move a write MariaDB refused to the dead letters, with its error, and
+/// answer its waiter; false when the store could not take it (retried).
+fn dead_letter(inner: &Inner, seq: u64, entry: QueuedWrite, error: SqlError) -> bool {
+    let id = entry.write.id;
+    tracing::warn!(%id, %error, "MariaDB refused a queued write; moved to dead letters");
+    if let Err(e) = inner.store.dead_letter(seq, entry.clone(), error.clone()) {
+        tracing::error!(error = %e, "cannot move a write to the dead letters; retrying");
+        return false;
+    }
+    let status = WriteStatus::Dead { error };
+    let _ = inner
+        .store
+        .put_status(id, status.clone(), entry.write.idempotency_key.clone());
+    inner.counters.dead_lettered.fetch_add(1, Ordering::Relaxed);
+    inner.notify(id, &status);
+    true
 }
 
 /// Record a write's final status, take it off the queue, answer its waiter.

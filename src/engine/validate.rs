@@ -5,7 +5,7 @@
 //! A request that fails here changes nothing anywhere.
 
 use super::EngineError;
-use crate::sql::{self, StatementClass};
+use crate::sql::{self, Dialect, StatementClass};
 use crate::write::RequestContext;
 use crate::write::Statement;
 
@@ -76,9 +76,10 @@ fn check(
             count: statements.len(),
         });
     }
+    let dialect = Dialect::of_session(ctx.sql_mode.as_deref(), ctx.charset.as_deref());
     for (i, st) in statements.iter().enumerate() {
         let statement = i + 1;
-        let scan = sql::scan(&st.sql);
+        let scan = sql::scan(st.sql.as_bytes(), dialect);
         if scan.unterminated {
             return Err(Rejection::Unterminated { statement });
         }

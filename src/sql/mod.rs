@@ -1,13 +1,20 @@
-//! SQL text inspection: a small lexer that knows quotes, identifiers and
-//! comments, used to classify a statement (write, read, DDL, ...), to count
-//! its `?` placeholders, to put literals in their place, and to recognise the
-//! plain single-row INSERTs a drain may fold.
+//! SQL text inspection: a lexer that knows every rule that changes where a
+//! token ends in MariaDB (quotes in each `sql_mode`, `--` followed by any
+//! space or control byte, `#`, `/* */`, executable comments whose content
+//! is code, and multi-byte characters whose second byte is `\` or `'`), used
+//! to classify a statement (write, read, DDL, ...), to count its `?`
+//! placeholders, and to recognise the plain single-row INSERTs a drain may
+//! fold.
 //!
-//! It owns no state: what it returns is advice for the fronts, the engine and
-//! the database layer (refuse a read on the write endpoint, check the
-//! parameter count, where a value list sits), never a parse tree that is
-//! executed.
+//! It owns no state and draws no statement boundary that MariaDB relies on:
+//! sluice sends every client statement as data (`EXECUTE IMMEDIATE`), so
+//! MariaDB's own parser decides where it ends. What this returns is advice
+//! (refuse a read on the write endpoint, check the parameter count), and a
+//! wrong answer fails safe.
 
+pub mod dialect;
+
+pub use dialect::{Charset, Dialect};
 use std::fmt;
 
 /// What a statement does, judged by its first keyword.
@@ -64,9 +71,10 @@ pub struct Scan {
     pub semicolon_at: Vec<usize>,
 }
 
-/// Scan `sql`: classify it and count its placeholders.
-pub fn scan(sql: &str) -> Scan {
-    let b = sql.as_bytes();
+/// Scan `sql` as a session in dialect `d` reads it: classify it and count
+/// its placeholders.
+pub fn scan(sql: &[u8], d: Dialect) -> Scan {
+    let b = sql;
     let mut i = 0;
     let mut placeholders = 0;
     let mut keyword = String::new();
@@ -77,35 +85,56 @@ pub fn scan(sql: &str) -> Scan {
     let mut unterminated = false;
     let mut placeholder_at = Vec::new();
     let mut semicolon_at = Vec::new();
+    // Inside an executable comment (`/*!…*/`, `/*M!…*/`): its content is
+    // code, and the `*/` that closes it is skipped.
+    let mut in_executable = false;
     while i < b.len() {
         let c = b[i];
         match c {
             b' ' | b'\t' | b'\n' | b'\r' | 0x0b | 0x0c => i += 1,
             b'#' => i = skip_line(b, i),
-            b'-' if b.get(i + 1) == Some(&b'-')
-                && b.get(i + 2).is_none_or(|c| c.is_ascii_whitespace()) =>
-            {
+            b'-' if b.get(i + 1) == Some(&b'-') && starts_dash_comment(b.get(i + 2)) => {
                 i = skip_line(b, i)
             }
+            b'*' if in_executable && b.get(i + 1) == Some(&b'/') => {
+                in_executable = false;
+                i += 2;
+            }
             b'/' if b.get(i + 1) == Some(&b'*') => {
-                if b.get(i + 2) == Some(&b'!') || b.get(i + 2) == Some(&b'M') {
-                    // Executable comment: MariaDB runs its content.
-                    if !seen_token {
-                        executable_comment_first = true;
+                let exec = if b.get(i + 2) == Some(&b'!') {
+                    Some(i + 3)
+                } else if b.get(i + 2) == Some(&b'M') && b.get(i + 3) == Some(&b'!') {
+                    Some(i + 4)
+                } else {
+                    None
+                };
+                match exec {
+                    Some(mut j) if !in_executable => {
+                        // MariaDB runs the content (a version of up to six
+                        // digits may gate it; read as code either way).
+                        j += b[j..]
+                            .iter()
+                            .take(6)
+                            .take_while(|c| c.is_ascii_digit())
+                            .count();
+                        if !seen_token {
+                            executable_comment_first = true;
+                        }
+                        in_executable = true;
+                        i = j;
                     }
-                    note_token(&mut seen_token, &mut after_semicolon, &mut multiple);
-                }
-                match find(b, i + 2, b"*/") {
-                    Some(end) => i = end + 2,
-                    None => {
-                        unterminated = true;
-                        i = b.len();
-                    }
+                    _ => match find(b, i + 2, b"*/") {
+                        Some(end) => i = end + 2,
+                        None => {
+                            unterminated = true;
+                            i = b.len();
+                        }
+                    },
                 }
             }
             b'\'' | b'"' | b'`' => {
                 note_token(&mut seen_token, &mut after_semicolon, &mut multiple);
-                match skip_quoted(b, i) {
+                match skip_quoted(b, i, d) {
                     Some(end) => i = end,
                     None => {
                         unterminated = true;
@@ -131,15 +160,19 @@ pub fn scan(sql: &str) -> Scan {
                     i += 1;
                 }
                 if !seen_token {
-                    keyword = sql[start..i].to_ascii_uppercase();
+                    keyword = String::from_utf8_lossy(&b[start..i]).to_ascii_uppercase();
                 }
                 note_token(&mut seen_token, &mut after_semicolon, &mut multiple);
             }
             _ => {
                 note_token(&mut seen_token, &mut after_semicolon, &mut multiple);
-                i += 1;
+                // A two-byte character is one: its second byte is no quote.
+                i += if d.charset.is_pair(&b[i..]) { 2 } else { 1 };
             }
         }
+    }
+    if in_executable {
+        unterminated = true;
     }
     let class = if executable_comment_first {
         StatementClass::Other
@@ -159,34 +192,10 @@ pub fn scan(sql: &str) -> Scan {
     }
 }
 
-/// `sql` with its placeholders replaced by `literals` (in order) and its
-/// statement-ending semicolons dropped, for sending several statements in
-/// one round trip. `None` when the counts differ.
-pub fn inline(sql: &str, literals: &[String]) -> Option<String> {
-    let scan = scan(sql);
-    if scan.placeholder_at.len() != literals.len() || scan.unterminated || scan.multiple {
-        return None;
-    }
-    let mut out =
-        String::with_capacity(sql.len() + literals.iter().map(String::len).sum::<usize>());
-    let mut cuts: Vec<(usize, Option<&str>)> = scan
-        .placeholder_at
-        .iter()
-        .zip(literals)
-        .map(|(at, lit)| (*at, Some(lit.as_str())))
-        .chain(scan.semicolon_at.iter().map(|at| (*at, None)))
-        .collect();
-    cuts.sort_by_key(|c| c.0);
-    let mut from = 0;
-    for (at, lit) in cuts {
-        out.push_str(&sql[from..at]);
-        if let Some(lit) = lit {
-            out.push_str(lit);
-        }
-        from = at + 1;
-    }
-    out.push_str(&sql[from..]);
-    Some(out)
+/// Does `--` followed by `next` start a comment? It does when a space or
+/// any control byte follows, or nothing (MariaDB reads a NUL there).
+fn starts_dash_comment(next: Option<&u8>) -> bool {
+    next.is_none_or(|&c| c <= b' ' || c == 0x7f)
 }
 
 /// A plain single-row `INSERT [INTO] table (columns) VALUE[S] (values)`
@@ -208,7 +217,12 @@ pub struct SingleRowInsert {
 /// Recognise a [`SingleRowInsert`]; `None` for anything else (comments,
 /// modifiers such as IGNORE, ON DUPLICATE KEY, SELECT, RETURNING,
 /// expressions, several rows, ...), which is then applied as written.
-pub fn single_row_insert(sql: &str) -> Option<SingleRowInsert> {
+pub fn single_row_insert(sql: &str, d: Dialect) -> Option<SingleRowInsert> {
+    // Only the plainest text is taken apart: none of the bytes a quoting
+    // mode or a multi-byte character set reads differently.
+    if d.charset.has_ascii_second_bytes() && !sql.is_ascii() {
+        return None;
+    }
     let toks = tokens(sql)?;
     let mut t = toks.iter().peekable();
     let word = |tok: Option<&Tok>, w: &str| matches!(tok, Some(Tok { kind: Kind::Word, text, .. }) if text.eq_ignore_ascii_case(w));
@@ -350,7 +364,7 @@ fn tokens(sql: &str) -> Option<Vec<Tok>> {
             b'-' if b.get(i + 1) == Some(&b'-') => return None,
             b'/' if b.get(i + 1) == Some(&b'*') => return None,
             b'\'' | b'`' => {
-                let end = skip_quoted(b, i)?;
+                let end = skip_quoted(b, i, Dialect::default())?;
                 if c == b'\'' && b[i..end].contains(&b'\\') {
                     return None;
                 }
@@ -456,15 +470,23 @@ fn find(b: &[u8], from: usize, pat: &[u8]) -> Option<usize> {
         .map(|p| p + from)
 }
 
-/// Skip a quoted string or identifier starting at `i`; returns the index after
-/// the closing quote. Backslash escapes apply in strings (not in backticks);
-/// a doubled quote is a quote.
-fn skip_quoted(b: &[u8], i: usize) -> Option<usize> {
+/// Skip a quoted string or identifier starting at `i`; returns the index
+/// after the closing quote. A doubled quote is a quote; a backslash escapes
+/// the next byte in strings unless `NO_BACKSLASH_ESCAPES` (never in
+/// identifiers: backticks, and double quotes under `ANSI_QUOTES`); a
+/// two-byte character of the client character set is one character.
+fn skip_quoted(b: &[u8], i: usize, d: Dialect) -> Option<usize> {
     let q = b[i];
+    let identifier = q == b'`' || (q == b'"' && d.ansi_quotes);
+    let escapes = !identifier && !d.no_backslash_escapes;
     let mut j = i + 1;
     while j < b.len() {
         let c = b[j];
-        if c == b'\\' && q != b'`' {
+        if d.charset.is_pair(&b[j..]) {
+            j += 2;
+            continue;
+        }
+        if c == b'\\' && escapes {
             j += 2;
             continue;
         }
@@ -484,73 +506,60 @@ fn skip_quoted(b: &[u8], i: usize) -> Option<usize> {
 mod tests {
     use super::*;
 
+    fn sc(sql: &str) -> Scan {
+        scan(sql.as_bytes(), Dialect::default())
+    }
+
     #[test]
     fn classifies_by_first_keyword() {
+        assert_eq!(sc("insert into t values (1)").class, StatementClass::Write);
         assert_eq!(
-            scan("insert into t values (1)").class,
+            sc("  /* hi */ UPDATE t SET a=1").class,
             StatementClass::Write
         );
+        assert_eq!(sc("-- c\nDELETE FROM t").class, StatementClass::Write);
         assert_eq!(
-            scan("  /* hi */ UPDATE t SET a=1").class,
+            sc("# c\nreplace into t values (1)").class,
             StatementClass::Write
         );
-        assert_eq!(scan("-- c\nDELETE FROM t").class, StatementClass::Write);
+        assert_eq!(sc("select 1").class, StatementClass::Read);
         assert_eq!(
-            scan("# c\nreplace into t values (1)").class,
-            StatementClass::Write
-        );
-        assert_eq!(scan("select 1").class, StatementClass::Read);
-        assert_eq!(
-            scan("WITH x AS (SELECT 1) SELECT * FROM x").class,
+            sc("WITH x AS (SELECT 1) SELECT * FROM x").class,
             StatementClass::Read
         );
-        assert_eq!(scan("create table t (a int)").class, StatementClass::Ddl);
-        assert_eq!(scan("begin").class, StatementClass::Transaction);
-        assert_eq!(scan("SET NAMES utf8mb4").class, StatementClass::Session);
-        assert_eq!(scan("/*!40101 SET x=1 */").class, StatementClass::Other);
-        assert_eq!(scan("  -- only a comment").class, StatementClass::Empty);
-        assert_eq!(scan("call p()").class, StatementClass::Other);
+        assert_eq!(sc("create table t (a int)").class, StatementClass::Ddl);
+        assert_eq!(sc("begin").class, StatementClass::Transaction);
+        assert_eq!(sc("SET NAMES utf8mb4").class, StatementClass::Session);
+        assert_eq!(sc("/*!40101 SET x=1 */").class, StatementClass::Other);
+        assert_eq!(sc("  -- only a comment").class, StatementClass::Empty);
+        assert_eq!(sc("call p()").class, StatementClass::Other);
     }
 
     #[test]
     fn counts_placeholders_outside_quotes_and_comments() {
-        let s = scan("INSERT INTO t (a,b,c) VALUES (?, '?', \"?\") /* ? */ -- ?\n, (`?`, ?)");
+        let s = sc("INSERT INTO t (a,b,c) VALUES (?, '?', \"?\") /* ? */ -- ?\n, (`?`, ?)");
         assert_eq!(s.placeholders, 2);
-        assert_eq!(scan("UPDATE t SET a='it''s ?' WHERE b=?").placeholders, 1);
-        assert_eq!(scan(r"UPDATE t SET a='it\'s ?' WHERE b=?").placeholders, 1);
+        assert_eq!(sc("UPDATE t SET a='it''s ?' WHERE b=?").placeholders, 1);
+        assert_eq!(sc(r"UPDATE t SET a='it\'s ?' WHERE b=?").placeholders, 1);
         // `--` without a following space is not a comment in MariaDB.
-        assert_eq!(scan("UPDATE t SET a=a--?\n").placeholders, 1);
-    }
-
-    #[test]
-    fn inlines_literals_at_placeholders_only() {
-        let lits = vec!["1".to_string(), "'x'".to_string()];
-        assert_eq!(
-            inline("UPDATE t SET a='?', b=? WHERE c=? -- ?\n;", &lits).unwrap(),
-            "UPDATE t SET a='?', b=1 WHERE c='x' -- ?\n"
-        );
-        assert_eq!(inline("INSERT INTO t VALUES (?)", &lits), None);
-        assert_eq!(
-            inline("INSERT INTO t VALUES (';'); ", &[]).unwrap(),
-            "INSERT INTO t VALUES (';') "
-        );
+        assert_eq!(sc("UPDATE t SET a=a--?\n").placeholders, 1);
     }
 
     #[test]
     fn detects_multiple_statements_and_unterminated_text() {
-        assert!(!scan("INSERT INTO t VALUES (1);").multiple);
-        assert!(!scan("INSERT INTO t VALUES (1); -- done").multiple);
-        assert!(scan("INSERT INTO t VALUES (1); DROP TABLE t").multiple);
-        assert!(!scan("INSERT INTO t VALUES (';')").multiple);
-        assert!(scan("INSERT INTO t VALUES ('x").unterminated);
-        assert!(scan("INSERT /* x").unterminated);
-        assert!(!scan("INSERT INTO t VALUES ('x')").unterminated);
+        assert!(!sc("INSERT INTO t VALUES (1);").multiple);
+        assert!(!sc("INSERT INTO t VALUES (1); -- done").multiple);
+        assert!(sc("INSERT INTO t VALUES (1); DROP TABLE t").multiple);
+        assert!(!sc("INSERT INTO t VALUES (';')").multiple);
+        assert!(sc("INSERT INTO t VALUES ('x").unterminated);
+        assert!(sc("INSERT /* x").unterminated);
+        assert!(!sc("INSERT INTO t VALUES ('x')").unterminated);
     }
 
     #[test]
     fn recognises_only_plain_single_row_inserts() {
         let sql = "INSERT INTO sbtest (k, c, pad) VALUES (?, ?, ?)";
-        let s = single_row_insert(sql).unwrap();
+        let s = single_row_insert(sql, Dialect::default()).unwrap();
         assert_eq!((s.schema.as_deref(), s.table.as_str()), (None, "sbtest"));
         assert_eq!(s.columns, ["k", "c", "pad"]);
         assert_eq!(
@@ -558,12 +567,16 @@ mod tests {
             "INSERT INTO sbtest (k, c, pad) VALUES"
         );
         assert_eq!(&sql[s.values.clone()], "(?, ?, ?)");
-        let s = single_row_insert("insert `my db`.`t``x` (a,b) value (-1.5e3, 'it''s');").unwrap();
+        let s = single_row_insert(
+            "insert `my db`.`t``x` (a,b) value (-1.5e3, 'it''s');",
+            Dialect::default(),
+        )
+        .unwrap();
         assert_eq!(
             (s.schema.as_deref(), s.table.as_str()),
             (Some("my db"), "t`x")
         );
-        assert!(single_row_insert("INSERT INTO t (a) VALUES (NULL)").is_some());
+        assert!(single_row_insert("INSERT INTO t (a) VALUES (NULL)", Dialect::default()).is_some());
         for not in [
             "INSERT INTO t VALUES (?)",
             "INSERT IGNORE INTO t (a) VALUES (?)",
@@ -583,7 +596,7 @@ mod tests {
             "REPLACE INTO t (a) VALUES (?)",
             "UPDATE t SET a = ?",
         ] {
-            assert_eq!(single_row_insert(not), None, "{not}");
+            assert_eq!(single_row_insert(not, Dialect::default()), None, "{not}");
         }
     }
 }

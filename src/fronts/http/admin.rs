@@ -243,6 +243,13 @@ fn param_json(p: &Param) -> serde_json::Value {
         Param::UInt(u) => (*u).into(),
         Param::Float(f) => (*f).into(),
         Param::Text(t) => t.as_str().into(),
+        Param::Chars(b) => match std::str::from_utf8(b) {
+            Ok(t) => t.into(),
+            Err(_) => serde_json::json!({
+                "hex": b.iter().map(|x| format!("{x:02x}")).collect::<String>(),
+                "in": "the session's character set",
+            }),
+        },
         Param::Bytes(b) => serde_json::json!({
             "hex": b.iter().map(|x| format!("{x:02x}")).collect::<String>()
         }),

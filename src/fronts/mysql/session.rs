@@ -96,6 +96,11 @@ impl Session {
         }
     }
 
+    /// How MariaDB reads this session's statements now.
+    fn dialect(&self) -> sql::Dialect {
+        sql::Dialect::of_session(self.ctx.sql_mode.as_deref(), self.ctx.charset.as_deref())
+    }
+
     pub fn in_transaction(&self) -> bool {
         !matches!(self.txn, Txn::None)
     }
@@ -122,7 +127,7 @@ impl Session {
     /// COM_STMT_PREPARE. Writes are prepared by sluice alone (they work
     /// while MariaDB is down); reads and DDL are prepared on MariaDB.
     pub async fn prepare(&mut self, sql: &str) -> Result<(u32, &Prepared), Reply> {
-        let scan = sql::scan(sql);
+        let scan = sql::scan(sql.as_bytes(), self.dialect());
         if scan.multiple {
             return Err(Reply::err(
                 codes::PARSE_ERROR,
@@ -173,7 +178,8 @@ impl Session {
             );
         };
         let (sql, class) = (st.sql.clone(), st.class);
-        let keyword = sql::scan(&sql).keyword;
+        let types: Vec<ColumnType> = st.types.iter().map(|t| t.0).collect();
+        let keyword = sql::scan(sql.as_bytes(), self.dialect()).keyword;
         if matches!(self.txn, Txn::Live)
             && class != StatementClass::Transaction
             && class != StatementClass::Session
@@ -186,7 +192,11 @@ impl Session {
             StatementClass::Write => {
                 let stmt = Statement {
                     sql,
-                    params: params.into_iter().map(to_param).collect(),
+                    params: params
+                        .into_iter()
+                        .enumerate()
+                        .map(|(i, v)| to_param(v, types.get(i).copied()))
+                        .collect(),
                 };
                 self.write_statement(stmt).await
             }
@@ -232,7 +242,7 @@ impl Session {
 
     /// COM_QUERY.
     pub async fn query(&mut self, sql: &str) -> Reply {
-        let scan = sql::scan(sql);
+        let scan = sql::scan(sql.as_bytes(), self.dialect());
         if scan.multiple {
             return Reply::err(
                 codes::PARSE_ERROR,
@@ -551,17 +561,26 @@ impl Session {
     }
 }
 
-/// A driver's parameter value as a write parameter.
-fn to_param(v: Value) -> Param {
+/// A driver's parameter value, bound as `ty`, as a write parameter. As
+/// MariaDB does with a bound parameter: a string is text in the session's
+/// client character set (converted to the column's), a blob is binary
+/// (stored byte for byte).
+fn to_param(v: Value, ty: Option<ColumnType>) -> Param {
     match v {
         Value::NULL => Param::Null,
         Value::Int(i) => Param::Int(i),
         Value::UInt(u) => Param::UInt(u),
         Value::Float(f) => Param::Float(f64::from(f)),
         Value::Double(f) => Param::Float(f),
-        Value::Bytes(b) => match String::from_utf8(b) {
-            Ok(s) => Param::Text(s),
-            Err(e) => Param::Bytes(e.into_bytes()),
+        Value::Bytes(b) => match ty {
+            Some(
+                ColumnType::MYSQL_TYPE_TINY_BLOB
+                | ColumnType::MYSQL_TYPE_MEDIUM_BLOB
+                | ColumnType::MYSQL_TYPE_LONG_BLOB
+                | ColumnType::MYSQL_TYPE_BLOB
+                | ColumnType::MYSQL_TYPE_GEOMETRY,
+            ) => Param::Bytes(b),
+            _ => Param::Chars(b),
         },
         Value::Date(y, mo, d, h, mi, s, us) => Param::Text(format!(
             "{y:04}-{mo:02}-{d:02} {h:02}:{mi:02}:{s:02}.{us:06}"

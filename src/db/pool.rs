@@ -121,23 +121,8 @@ impl AppliedSettings {
     /// values were validated as names when the write was accepted, and are
     /// quoted as literals all the same).
     pub(super) fn changes(&mut self, ctx: &SessionContext, default_db: &str) -> Vec<String> {
-        let mut out = Vec::new();
-        let all = std::mem::take(&mut self.stale);
-        let want_db = ctx
-            .database
-            .clone()
-            .unwrap_or_else(|| default_db.to_string());
-        if all || self.database.as_deref() != Some(want_db.as_str()) {
-            out.push(format!("USE {}", ledger::quote_ident(&want_db)));
-            self.database = Some(want_db);
-        }
-        if all || self.charset != ctx.charset {
-            out.push(format!(
-                "SET NAMES {}",
-                ctx.charset.as_deref().unwrap_or("utf8mb4")
-            ));
-            self.charset = ctx.charset.clone();
-        }
+        let all = self.stale;
+        let mut out = self.session_changes(ctx, default_db);
         let mut assignments = Vec::new();
         if all || self.sql_mode != ctx.sql_mode {
             assignments.push(match &ctx.sql_mode {

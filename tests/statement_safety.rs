@@ -435,3 +435,85 @@ async fn an_implicit_commit_in_a_batch_counts_for_no_write() {
     let dead: Value = s.get("/v1/status").await.1;
     assert_eq!(dead["queue"]["depth"], 0);
 }
+
+/// A write whose form on the wire would not fit MariaDB's
+/// `max_allowed_packet` is refused at the door, through both fronts, while
+/// MariaDB answers and while it does not (the last limit read is kept), and
+/// nothing is queued.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_too_large_for_mariadb_is_refused_at_the_door_and_never_queued() {
+    let db = MariaDb::start_with(&["--max-allowed-packet=1M"])
+        .await
+        .unwrap();
+    db.exec(TABLE_D).await.unwrap();
+    let (s, _dir, front) = both_fronts(&db).await;
+    // Not plain ASCII: sent in hex, twice its size (1.2 MB).
+    let big = "é".repeat(300 << 10);
+    for paused in [false, true] {
+        if paused {
+            db.pause();
+            s.wait_mode("buffering", Duration::from_secs(5)).await;
+        }
+        let (code, body) = s
+            .write_with(
+                json!({"sql": "INSERT INTO d (v) VALUES (?)", "params": [big]}),
+                &[("Prefer", "respond-async")],
+            )
+            .await;
+        assert_eq!(code, 413, "{body}");
+        assert_eq!(body["error"]["code"], "write_too_large", "{body}");
+        assert_eq!(s.status().await["queue"]["depth"], 0);
+        if !paused {
+            let mut conn = mysql_async::Conn::new(front.clone()).await.unwrap();
+            let e = conn
+                .exec_drop("INSERT INTO d (v) VALUES (?)", (big.as_bytes(),))
+                .await
+                .expect_err("too large");
+            assert!(e.to_string().contains("max_allowed_packet"), "{e}");
+            // The connection is still usable.
+            conn.exec_drop("INSERT INTO d (v) VALUES (?)", ("small",))
+                .await
+                .unwrap();
+            let _ = conn.disconnect().await;
+        }
+    }
+    db.resume();
+    s.wait_drained(Duration::from_secs(20)).await;
+    assert_eq!(count(&db, "SELECT COUNT(*) FROM d").await, 1);
+}
+
+/// A queued write that turns out too large when it drains (sluice started
+/// while MariaDB was down, so it did not know the limit yet) becomes a
+/// dead letter; the write queued behind it applies, and the queue empties.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_queued_write_too_large_to_apply_becomes_a_dead_letter_and_the_queue_moves_on() {
+    let mut db = MariaDb::start_with(&["--max-allowed-packet=1M"])
+        .await
+        .unwrap();
+    db.exec(TABLE_D).await.unwrap();
+    db.kill();
+    let dir = tempfile::tempdir().unwrap();
+    let s = Sluice::start(raw_config(&db.app_url(), dir.path())).await;
+    // Not plain ASCII: sent in hex, twice its size.
+    let big = "é".repeat(350 << 10);
+    let mut ids = Vec::new();
+    for body in [
+        json!({"sql": "INSERT INTO d (v) VALUES (?)", "params": [big]}),
+        json!({"sql": "INSERT INTO d (v) VALUES ('after')"}),
+    ] {
+        let (code, body) = s.write_with(body, &[("Prefer", "respond-async")]).await;
+        assert_eq!(code, 202, "{body}");
+        ids.push(body["id"].as_str().unwrap().to_string());
+    }
+    db.restart().await.unwrap();
+    s.wait_drained(Duration::from_secs(30)).await;
+    let (_, first) = s.get(&format!("/v1/writes/{}", ids[0])).await;
+    assert_eq!(first["status"], "dead", "{first}");
+    assert_eq!(first["error"]["mysql_errno"], 1153, "{first}");
+    let (_, second) = s.get(&format!("/v1/writes/{}", ids[1])).await;
+    assert_eq!(second["status"], "applied", "{second}");
+    assert_eq!(
+        db.query_strings("SELECT v FROM d").await.unwrap(),
+        vec![Some("after".to_string())]
+    );
+}

@@ -28,9 +28,27 @@ pub fn param(p: &Param, charset: &str) -> String {
     }
 }
 
+/// Bytes `param` takes as a literal, at most (for any character set name
+/// up to 32 bytes).
+pub fn size(p: &Param) -> usize {
+    match p {
+        Param::Text(t) if quotable(t) => 2 + t.len() + t.bytes().filter(|&b| b == b'\'').count(),
+        Param::Text(t) => 12 + 2 * t.len(),
+        Param::Chars(b) => 36 + 2 * b.len(),
+        Param::Bytes(b) => 3 + 2 * b.len(),
+        _ => 32,
+    }
+}
+
+/// Printable ASCII without backslashes: the same quoted in every mode and
+/// every ASCII-compatible character set.
+fn quotable(t: &str) -> bool {
+    t.bytes().all(|b| (0x20..0x7f).contains(&b) && b != b'\\')
+}
+
 /// Unicode text as a literal.
 pub fn text(t: &str) -> String {
-    if t.bytes().all(|b| (0x20..0x7f).contains(&b) && b != b'\\') {
+    if quotable(t) {
         format!("'{}'", t.replace('\'', "''"))
     } else {
         introduced("utf8mb4", t.as_bytes())
@@ -99,5 +117,22 @@ mod tests {
         assert_eq!(param(&Param::Int(-3), "utf8mb4"), "-3");
         assert_eq!(param(&Param::Null, "utf8mb4"), "NULL");
         assert_eq!(bytes(&[0, 255]), "X'00ff'");
+    }
+
+    #[test]
+    fn sizes_are_never_below_the_literal() {
+        for p in [
+            Param::Text("it's".into()),
+            Param::Text("é\\'".into()),
+            Param::Chars(vec![0x95, 0x5c, 0]),
+            Param::Bytes(vec![0; 10]),
+            Param::Int(i64::MIN),
+            Param::UInt(u64::MAX),
+            Param::Float(-1.234_567_890_123e-300),
+            Param::Null,
+        ] {
+            let lit = param(&p, "utf8mb4_general_ci_long_name_x");
+            assert!(size(&p) >= lit.len(), "{p:?}: {} < {}", size(&p), lit.len());
+        }
     }
 }

@@ -35,7 +35,7 @@ use error::{from_driver, sql_error};
 use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, Opts, OptsBuilder, Params, Value};
 use pool::{discard, rollback, PooledConn};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -60,6 +60,38 @@ pub struct Database {
     ledger_ready: AtomicBool,
     folder: fold::Folder,
     coalescer: coalesce::Coalescer,
+    /// MariaDB's `max_allowed_packet`, as last read on a new connection
+    /// (kept while MariaDB does not answer).
+    max_packet: AtomicU64,
+}
+
+/// MariaDB's default `max_allowed_packet` (10.11), until one is read.
+const DEFAULT_MAX_PACKET: u64 = 16 << 20;
+
+/// The error for a write (or batch) whose form on the wire is `size` bytes,
+/// over MariaDB's `limit`.
+pub fn too_large(size: u64, limit: u64) -> crate::write::SqlError {
+    crate::write::SqlError {
+        code: 1153,
+        sqlstate: "08S01".into(),
+        message: format!(
+            "sluice: the write takes {size} bytes as sent to MariaDB, more than its max_allowed_packet ({limit} bytes); \
+             split it, or raise max_allowed_packet"
+        ),
+    }
+}
+
+/// Bytes a write takes as sluice sends it to MariaDB, at most: each
+/// statement's text and parameters in hex, the statement's settings, its
+/// ledger row and guard.
+pub fn wire_size(statements: &[crate::write::Statement]) -> u64 {
+    let statements: usize = statements
+        .iter()
+        .map(|s| {
+            512 + 2 * s.sql.len() + s.params.iter().map(|p| 2 + literal::size(p)).sum::<usize>()
+        })
+        .sum();
+    (statements + 512) as u64
 }
 
 /// Which time `NOW()`, `CURRENT_TIMESTAMP` and column defaults read in a
@@ -137,6 +169,7 @@ impl Database {
             ledger_ready: AtomicBool::new(false),
             folder: fold::Folder::default(),
             coalescer: coalesce::Coalescer::new(GROUP_SLOTS, MAX_GROUP),
+            max_packet: AtomicU64::new(DEFAULT_MAX_PACKET),
         })
     }
 
@@ -264,6 +297,18 @@ impl Database {
             &self.ledger_table,
             clock,
         )?;
+
+        if text.len() as u64 > self.max_packet() {
+            // MariaDB would refuse the packet (and the driver not send it):
+            // an answer about these writes, not about MariaDB's health.
+            // A group or batch is then applied one write at a time; a write
+            // too large on its own is refused for good.
+            return Err(DbError::Definitive {
+                write_index: 0,
+                statement_index: 0,
+                error: too_large(text.len() as u64, self.max_packet()),
+            });
+        }
 
         // Sent as one packet: from here on MariaDB may run all of it.
         *phase = Phase::Commit;
@@ -528,10 +573,22 @@ impl Database {
     }
 
     async fn connect(&self) -> Result<PooledConn, DbError> {
-        let conn = Conn::new(self.opts.clone())
+        let mut conn = Conn::new(self.opts.clone())
             .await
             .map_err(|e| from_driver(e, Phase::Connect))?;
+        let max: Option<u64> = conn
+            .query_first("SELECT @@max_allowed_packet")
+            .await
+            .map_err(|e| from_driver(e, Phase::Connect))?;
+        if let Some(max) = max {
+            self.max_packet.store(max, Ordering::Relaxed);
+        }
         Ok(PooledConn::new(conn, &self.default_db))
+    }
+
+    /// The largest packet MariaDB takes (`max_allowed_packet`), as last read.
+    pub fn max_packet(&self) -> u64 {
+        self.max_packet.load(Ordering::Relaxed)
     }
 
     async fn ensure_ledger(&self, conn: &mut Conn) -> Result<(), DbError> {

@@ -22,6 +22,13 @@ impl Engine {
             &req.context,
             req.idempotency_key.as_deref(),
         )?;
+        // Refused at the door when MariaDB could never take it: a write
+        // too large must not wait in the queue forever.
+        let size = crate::db::wire_size(&req.statements);
+        let limit = self.inner.db().max_packet();
+        if size > limit {
+            return Err(EngineError::TooLarge { size, limit });
+        }
         if self.stop.is_cancelled() {
             return Err(EngineError::ShuttingDown);
         }

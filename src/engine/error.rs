@@ -28,6 +28,10 @@ pub enum EngineError {
     IdempotencyMismatch { key: String },
     #[error("the write could not be made durable: {0}")]
     NotDurable(#[source] StoreError),
+    /// The write as sent to MariaDB would be larger than its
+    /// `max_allowed_packet`: refused at the door, never queued.
+    #[error("the write takes {size} bytes as sent to MariaDB, more than its max_allowed_packet ({limit} bytes); split it, or raise max_allowed_packet")]
+    TooLarge { size: u64, limit: u64 },
     #[error("sluice is shutting down")]
     ShuttingDown,
     #[error(

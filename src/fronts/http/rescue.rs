@@ -89,6 +89,11 @@ pub fn rescue(e: EngineError) -> ApiError {
             err.retry_after = Some(1);
             err
         }
+        e @ EngineError::TooLarge { .. } => ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "write_too_large",
+            e.to_string(),
+        ),
         EngineError::ShuttingDown => {
             let mut err = ApiError::new(
                 StatusCode::SERVICE_UNAVAILABLE,

@@ -149,6 +149,17 @@ pub async fn serve(
             Command::StmtExecute { id, body } => {
                 let parsed = match session.statement_mut(id) {
                     None => Err(None),
+                    Some(st) if st.long_data_overflow => {
+                        st.long_data_overflow = false;
+                        let max = state.cfg.max_packet;
+                        let msg = format!("Parameter data sent with COM_STMT_SEND_LONG_DATA is larger than max_allowed_packet ({max} bytes)");
+                        wire.reply(
+                            Reply::err(codes::NET_PACKET_TOO_LARGE, msg),
+                            status(&session),
+                        )
+                        .await?;
+                        continue;
+                    }
                     Some(st) => {
                         let n = usize::from(st.params);
                         prepared::parse_execute(body, n, &mut st.types, &mut st.long_data)
@@ -165,10 +176,16 @@ pub async fn serve(
             // No reply.
             Command::StmtSendLongData { id, param, data } => {
                 if let Some(st) = session.statement_mut(id) {
-                    st.long_data
-                        .entry(param)
-                        .or_default()
-                        .extend_from_slice(data);
+                    let held: usize = st.long_data.values().map(Vec::len).sum();
+                    if st.long_data_overflow || held + data.len() > state.cfg.max_packet {
+                        st.long_data.clear();
+                        st.long_data_overflow = true;
+                    } else {
+                        st.long_data
+                            .entry(param)
+                            .or_default()
+                            .extend_from_slice(data);
+                    }
                 }
             }
             // No reply.
@@ -181,6 +198,7 @@ pub async fn serve(
                 let r = match id.and_then(|id| session.statement_mut(id)) {
                     Some(st) => {
                         st.long_data.clear();
+                        st.long_data_overflow = false;
                         Reply::ok()
                     }
                     None => Reply::err(

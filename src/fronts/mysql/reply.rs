@@ -60,6 +60,9 @@ pub fn engine_reply(e: EngineError) -> Reply {
             Reply::err(codes::OUT_OF_RESOURCES, format!("sluice: {e}"))
         }
         EngineError::ShuttingDown => Reply::err(codes::SERVER_SHUTDOWN, "sluice is shutting down"),
+        e @ EngineError::TooLarge { .. } => {
+            Reply::err(codes::NET_PACKET_TOO_LARGE, format!("sluice: {e}"))
+        }
         EngineError::NoAnswer(e) => Reply::err(
             codes::SERVER_LOST,
             format!("sluice: MariaDB is not answering ({e}); reads and DDL cannot be queued, retry later"),

@@ -45,6 +45,9 @@ pub struct Prepared {
     /// Parameter types bound by the last execute.
     pub types: Vec<(ColumnType, ColumnFlags)>,
     pub long_data: HashMap<u16, Vec<u8>>,
+    /// COM_STMT_SEND_LONG_DATA sent more than a packet may hold: the next
+    /// execute is refused (and the data dropped).
+    pub long_data_overflow: bool,
 }
 
 /// Where the client's transaction stands.
@@ -156,6 +159,7 @@ impl Session {
                 columns,
                 types: Vec::new(),
                 long_data: HashMap::new(),
+                long_data_overflow: false,
             },
         );
         Ok((id, &self.statements[&id]))

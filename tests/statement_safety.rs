@@ -517,3 +517,104 @@ async fn a_queued_write_too_large_to_apply_becomes_a_dead_letter_and_the_queue_m
         vec![Some("after".to_string())]
     );
 }
+
+/// Parameters keep MariaDB's bytes: random strings of characters of the
+/// session's character set (NUL, quotes, backslashes, and two-byte
+/// characters whose second byte is `\\` or `` ` ``), bound by the same
+/// driver code, straight to MariaDB and through the MySQL front, strict and
+/// not: the same outcome and the same `HEX()` in text columns of other
+/// character sets, binary and blob columns.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bound_parameters_store_the_same_bytes_through_the_mysql_front() {
+    const TABLE_P: &str = "CREATE TABLE p (id BIGINT AUTO_INCREMENT PRIMARY KEY, \
+        g VARCHAR(40) CHARACTER SET gbk, u VARCHAR(40) CHARACTER SET utf8mb4, \
+        l VARCHAR(40) CHARACTER SET latin1, b VARBINARY(40), bl BLOB) ENGINE=InnoDB";
+    let (oracle, behind) = tokio::join!(MariaDb::start(), MariaDb::start());
+    let (oracle, behind) = (oracle.unwrap(), behind.unwrap());
+    for db in [&oracle, &behind] {
+        db.exec(TABLE_P).await.unwrap();
+    }
+    let (_s, _dir, front) = both_fronts(&behind).await;
+    let straight_opts = mysql_async::OptsBuilder::from_opts(
+        mysql_async::Opts::from_url(&oracle.app_url()).unwrap(),
+    )
+    .prefer_socket(false);
+    let (cases, mut rng) = cases();
+    let mut mismatches = Vec::new();
+    for n in 0..cases {
+        let charset = ["gbk", "sjis", "latin1", "utf8mb4", "big5"][(n % 5) as usize];
+        let mode = if n % 2 == 0 { "STRICT_ALL_TABLES" } else { "" };
+        let alphabet = characters(charset);
+        let values: Vec<Vec<u8>> = (0..5)
+            .map(|_| {
+                (0..rng.gen_range(0..6))
+                    .flat_map(|_| alphabet[rng.gen_range(0..alphabet.len())].to_vec())
+                    .collect()
+            })
+            .collect();
+        let mut outcomes = Vec::new();
+        for opts in [&straight_opts, &front] {
+            let mut conn = mysql_async::Conn::new(opts.clone()).await.unwrap();
+            conn.query_drop(format!("SET NAMES {charset}, SESSION sql_mode = '{mode}'"))
+                .await
+                .unwrap();
+            let r = conn
+                .exec_drop(
+                    "INSERT INTO p (g, u, l, b, bl) VALUES (?, ?, ?, ?, ?)",
+                    mysql_async::Params::Positional(
+                        values
+                            .iter()
+                            .map(|v| mysql_async::Value::Bytes(v.clone()))
+                            .collect(),
+                    ),
+                )
+                .await;
+            outcomes.push(r.map_err(|e| match e {
+                mysql_async::Error::Server(se) => se.code,
+                other => panic!("case {n}: not a server error: {other}"),
+            }));
+            let _ = conn.disconnect().await;
+        }
+        let (a, b) = (stored(&oracle).await, stored(&behind).await);
+        if outcomes[0] != outcomes[1] || a != b {
+            mismatches.push(format!(
+                "case {n} [{charset}; {mode:?}] {values:02x?}: straight {:?}, front {:?}; rows {:?} vs {:?}",
+                outcomes[0],
+                outcomes[1],
+                a.last(),
+                b.last()
+            ));
+            for db in [&oracle, &behind] {
+                db.exec("DELETE FROM p").await.unwrap();
+            }
+        }
+    }
+    assert!(
+        mismatches.is_empty(),
+        "{} of {cases} cases differ:\n{}",
+        mismatches.len(),
+        mismatches.join("\n")
+    );
+}
+
+/// Characters of `charset`, as its bytes: the ones that end quotes and
+/// escapes, and two-byte characters whose second byte is one of them.
+fn characters(charset: &str) -> Vec<&'static [u8]> {
+    let common: [&'static [u8]; 6] = [b"a", b"'", b"\\", b"\"", b"`", b"\0"];
+    let own: Vec<&'static [u8]> = match charset {
+        "gbk" => vec![b"\xd6\xd0", b"\x95\x5c", b"\x81\x40", b"\xe0\x60"],
+        "sjis" => vec![b"\x95\x5c", b"\x81\x40", b"\xa1", b"\xe0\x60"],
+        "big5" => vec![b"\xa5\x5c", b"\xa4\x40", b"\xa4\x60"],
+        "latin1" => vec![b"\xe9", b"\xff", b"\x80", b"\xa0"],
+        _ => vec!["é".as_bytes(), "中".as_bytes(), "😀".as_bytes()],
+    };
+    common.into_iter().chain(own).collect()
+}
+
+async fn stored(db: &MariaDb) -> Vec<Option<String>> {
+    db.query_strings(
+        "SELECT CONCAT_WS('/', IFNULL(HEX(g), 'null'), IFNULL(HEX(u), 'null'), IFNULL(HEX(l), 'null'), HEX(b), HEX(bl)) FROM p ORDER BY id",
+    )
+    .await
+    .unwrap()
+}

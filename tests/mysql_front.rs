@@ -476,3 +476,33 @@ async fn while_draining_new_writes_queue_behind_and_reads_pass() {
         "the new write was applied after the backlog"
     );
 }
+
+/// A driver with its default options (mysql_async asks `SELECT @@socket`
+/// and moves to that Unix socket when it can) stays on the front: sluice
+/// does not hand out MariaDB's socket, so the driver's writes keep going
+/// through sluice, and are buffered while MariaDB is stopped.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_driver_with_default_options_is_never_sent_around_sluice() {
+    let db = mariadb_with_table().await;
+    let dir = tempfile::tempdir().unwrap();
+    let s = start(&db, dir.path()).await;
+    let url = format!("mysql://app:{PASSWORD}@127.0.0.1:{}/app", port(&s));
+    let mut conn = Conn::from_url(url.as_str()).await.unwrap();
+    let socket: Option<String> = conn.query_first("SELECT @@socket").await.unwrap().flatten();
+    assert_eq!(socket, None, "MariaDB's socket path was handed out");
+    db.pause();
+    s.wait_mode("buffering", Duration::from_secs(5)).await;
+    let r = tokio::time::timeout(
+        Duration::from_secs(10),
+        conn.query_drop("INSERT INTO t (client, seq) VALUES (9, 1)"),
+    )
+    .await
+    .expect("the write went around sluice to a stopped MariaDB");
+    r.expect("queued through the front");
+    db.resume();
+    s.wait_drained(Duration::from_secs(20)).await;
+    assert_eq!(
+        count(&db, "SELECT COUNT(*) FROM t WHERE client = 9").await,
+        1
+    );
+}

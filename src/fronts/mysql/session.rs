@@ -538,7 +538,8 @@ impl Session {
     async fn pass_through(&mut self, sql: &str, kind: Forward, keyword: &str) -> Reply {
         let bootstrap = is_bootstrap(sql);
         match self.pass.query(sql, &self.ctx, kind, keyword).await {
-            Ok(r) if r.columns.is_some() => {
+            Ok(mut r) if r.columns.is_some() => {
+                hide_server_socket(&mut r);
                 if bootstrap {
                     self.cache
                         .lock()
@@ -561,6 +562,30 @@ impl Session {
             }
             Ok(r) => Reply::from_forwarded(r),
             Err(e) => engine_reply(e),
+        }
+    }
+}
+
+/// MariaDB's Unix socket is not a way to sluice: a driver told its path
+/// (mysql_async asks `SELECT @@socket` and reconnects there when it can)
+/// would leave sluice and talk to MariaDB directly. The front answers it
+/// as a server without a socket does: NULL.
+fn hide_server_socket(r: &mut Forwarded) {
+    let Some(columns) = &r.columns else { return };
+    let at: Vec<usize> = columns
+        .iter()
+        .enumerate()
+        .filter(|(_, c)| {
+            let name = c.name_ref().to_ascii_lowercase();
+            name == b"@@socket" || name == b"@@global.socket"
+        })
+        .map(|(i, _)| i)
+        .collect();
+    for row in &mut r.rows {
+        for &i in &at {
+            if let Some(v) = row.get_mut(i) {
+                *v = Value::NULL;
+            }
         }
     }
 }

@@ -88,17 +88,6 @@ pub enum Param {
     Chars(Vec<u8>),
 }
 
-impl Param {
-    /// Bytes the value takes, roughly as sent.
-    pub fn size(&self) -> usize {
-        match self {
-            Param::Text(t) => t.len(),
-            Param::Bytes(b) | Param::Chars(b) => b.len(),
-            _ => 8,
-        }
-    }
-}
-
 /// One SQL statement with its positional (`?`) parameters.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Statement {
@@ -149,16 +138,6 @@ pub struct Write {
     pub context: SessionContext,
     pub idempotency_key: Option<String>,
     pub ordering_key: Option<String>,
-}
-
-impl Write {
-    /// Bytes of its statements and parameters, roughly as sent.
-    pub fn size(&self) -> usize {
-        self.statements
-            .iter()
-            .map(|s| s.sql.len() + s.params.iter().map(Param::size).sum::<usize>())
-            .sum()
-    }
 }
 
 /// What MariaDB said for one statement of an applied write.

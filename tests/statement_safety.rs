@@ -15,7 +15,7 @@ mod support;
 
 use mysql_async::prelude::Queryable;
 use rand::{Rng, SeedableRng};
-use serde_json::{json, Value};
+use serde_json::json;
 use sluice::testkit::MariaDb;
 use std::time::Duration;
 use support::*;
@@ -99,8 +99,9 @@ async fn state(db: &MariaDb) -> (Vec<Option<String>>, Vec<Option<String>>) {
     (rows, tables)
 }
 
-/// The oracle: the text as MariaDB's own prepared statement, in a session
-/// with `sql_mode` and `charset`. `true` when it ran.
+/// The oracle: the text as MariaDB's own prepared statement, on `conn`
+/// (a session already in the case's `sql_mode` and character set). `true`
+/// when it ran.
 async fn straight(conn: &mut mysql_async::Conn, sql: &str) -> bool {
     conn.exec_drop(sql, ()).await.is_ok()
 }
@@ -432,8 +433,7 @@ async fn an_implicit_commit_in_a_batch_counts_for_no_write() {
         2,
         "only the two inserts are in the ledger"
     );
-    let dead: Value = s.get("/v1/status").await.1;
-    assert_eq!(dead["queue"]["depth"], 0);
+    assert_eq!(status["queue"]["depth"], 0, "{status}");
 }
 
 /// A write whose form on the wire would not fit MariaDB's

@@ -73,9 +73,14 @@ pub(super) fn compose(
     default_db: &str,
     ledger_table: &str,
     clock: Clock,
-) -> Result<Batch, DbError> {
+) -> Batch {
     let mut folds = folds.into_iter().peekable();
-    let mut text = String::with_capacity(writes.iter().map(|w| 256 + 3 * w.size()).sum());
+    let mut text = String::with_capacity(
+        writes
+            .iter()
+            .map(|w| super::wire_size(&w.statements) as usize)
+            .sum(),
+    );
     let mut steps = Vec::new();
     let mut push = |sql: &str, step: Step| {
         if !text.is_empty() {
@@ -157,11 +162,11 @@ pub(super) fn compose(
         wi += count;
     }
     push("COMMIT", Step::Commit);
-    Ok(Batch {
+    Batch {
         text,
         steps,
         settings: state,
-    })
+    }
 }
 
 /// One client statement as MariaDB will run it: its text as data, its
@@ -320,8 +325,7 @@ mod tests {
             "app",
             "`app`.`l`",
             Clock::Now,
-        )
-        .expect("composes");
+        );
         let parts: Vec<&str> = batch.text.split("\n;\n").collect();
         assert_eq!(parts.len(), batch.steps.len());
         assert_eq!(
@@ -363,6 +367,18 @@ mod tests {
         assert_eq!(settings.database.as_deref(), Some("app"));
     }
 
+    /// The batch of `w` alone, on a fresh connection.
+    fn alone(w: &Write, clock: Clock) -> Batch {
+        compose(
+            &[w],
+            Vec::new(),
+            &AppliedSettings::fresh("app"),
+            "app",
+            "l",
+            clock,
+        )
+    }
+
     fn hex(s: &str) -> String {
         let mut out = String::new();
         literal::push_hex(&mut out, s.as_bytes());
@@ -379,15 +395,7 @@ mod tests {
             Vec::new(),
             ctx(None, Some("NO_BACKSLASH_ESCAPES")),
         );
-        let batch = compose(
-            &[&a],
-            Vec::new(),
-            &AppliedSettings::fresh("app"),
-            "app",
-            "l",
-            Clock::Now,
-        )
-        .expect("composes");
+        let batch = alone(&a, Clock::Now);
         assert!(
             !batch.text.contains("pwn") && !batch.text.contains("CREATE"),
             "{}",
@@ -404,15 +412,7 @@ mod tests {
             Vec::new(),
             ctx(None, None),
         );
-        let batch = compose(
-            &[&a],
-            Vec::new(),
-            &AppliedSettings::fresh("app"),
-            "app",
-            "l",
-            Clock::Accepted,
-        )
-        .expect("composes");
+        let batch = alone(&a, Clock::Accepted);
         assert!(
             batch.text.contains(&format!(
                 "SET STATEMENT timestamp = 1700000000.250000 FOR EXECUTE IMMEDIATE X'{}'",

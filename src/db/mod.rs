@@ -296,7 +296,7 @@ impl Database {
             &self.default_db,
             &self.ledger_table,
             clock,
-        )?;
+        );
 
         if text.len() as u64 > self.max_packet() {
             // MariaDB would refuse the packet (and the driver not send it):

@@ -91,8 +91,119 @@ pub enum Param {
 /// One SQL statement with its positional (`?`) parameters.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Statement {
-    pub sql: String,
+    pub sql: SqlText,
     pub params: Vec<Param>,
+}
+
+/// A statement's text as the client sent it: bytes in the session's client
+/// character set, which need not be UTF-8 (a latin1, sjis or binary session
+/// sends what MariaDB accepts). Kept byte for byte; shown to people as
+/// UTF-8 where it is, with the other bytes replaced.
+///
+/// Stored as a length and the bytes, exactly as a `String` was, so records
+/// written before text could be any bytes read back unchanged.
+#[derive(Clone, PartialEq, Eq, Hash, Default)]
+pub struct SqlText(Vec<u8>);
+
+impl Serialize for SqlText {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_bytes(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for SqlText {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Bytes;
+        impl<'de> serde::de::Visitor<'de> for Bytes {
+            type Value = SqlText;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("statement text as bytes or a string")
+            }
+            fn visit_bytes<E: serde::de::Error>(self, v: &[u8]) -> Result<SqlText, E> {
+                Ok(SqlText(v.to_vec()))
+            }
+            fn visit_byte_buf<E: serde::de::Error>(self, v: Vec<u8>) -> Result<SqlText, E> {
+                Ok(SqlText(v))
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<SqlText, E> {
+                Ok(SqlText(v.as_bytes().to_vec()))
+            }
+            fn visit_string<E: serde::de::Error>(self, v: String) -> Result<SqlText, E> {
+                Ok(SqlText(v.into_bytes()))
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut a: A,
+            ) -> Result<SqlText, A::Error> {
+                let mut out = Vec::with_capacity(a.size_hint().unwrap_or(0));
+                while let Some(b) = a.next_element::<u8>()? {
+                    out.push(b);
+                }
+                Ok(SqlText(out))
+            }
+        }
+        d.deserialize_byte_buf(Bytes)
+    }
+}
+
+impl SqlText {
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.0
+    }
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+    /// The text, when it is UTF-8.
+    pub fn to_str(&self) -> Option<&str> {
+        std::str::from_utf8(&self.0).ok()
+    }
+    /// The text for people: UTF-8 as is, other bytes as U+FFFD.
+    pub fn lossy(&self) -> std::borrow::Cow<'_, str> {
+        String::from_utf8_lossy(&self.0)
+    }
+}
+
+impl fmt::Debug for SqlText {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.to_str() {
+            Some(s) => fmt::Debug::fmt(s, f),
+            None => write!(f, "b{:?}", self.lossy()),
+        }
+    }
+}
+
+impl From<String> for SqlText {
+    fn from(s: String) -> Self {
+        SqlText(s.into_bytes())
+    }
+}
+impl From<&str> for SqlText {
+    fn from(s: &str) -> Self {
+        SqlText(s.as_bytes().to_vec())
+    }
+}
+impl From<Vec<u8>> for SqlText {
+    fn from(b: Vec<u8>) -> Self {
+        SqlText(b)
+    }
+}
+impl From<&[u8]> for SqlText {
+    fn from(b: &[u8]) -> Self {
+        SqlText(b.to_vec())
+    }
+}
+impl PartialEq<str> for SqlText {
+    fn eq(&self, other: &str) -> bool {
+        self.0 == other.as_bytes()
+    }
+}
+impl PartialEq<&str> for SqlText {
+    fn eq(&self, other: &&str) -> bool {
+        self.0 == other.as_bytes()
+    }
 }
 
 /// What a statement's meaning depends on; recorded with every queued write and

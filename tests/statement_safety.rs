@@ -124,8 +124,17 @@ async fn session(db: &MariaDb, mode: &str, charset: &str) -> mysql_async::Conn {
 
 /// A sluice with both fronts on `db`, and the front's connection options.
 async fn both_fronts(db: &MariaDb) -> (Sluice, tempfile::TempDir, mysql_async::OptsBuilder) {
+    fronts_holding(db, "5s").await
+}
+
+/// [`both_fronts`], with the MySQL front holding a queued write's client
+/// for `hold` before it answers.
+async fn fronts_holding(
+    db: &MariaDb,
+    hold: &str,
+) -> (Sluice, tempfile::TempDir, mysql_async::OptsBuilder) {
     let (s, dir) = direct_sluice_with(db, |raw| {
-        enable_mysql_front(raw, "front-secret", "5s");
+        enable_mysql_front(raw, "front-secret", hold);
     })
     .await;
     let port = s.running.as_ref().unwrap().mysql_addr.unwrap().port();
@@ -598,15 +607,37 @@ async fn bound_parameters_store_the_same_bytes_through_the_mysql_front() {
 }
 
 /// Characters of `charset`, as its bytes: the ones that end quotes and
-/// escapes, and two-byte characters whose second byte is one of them.
+/// escapes, two-byte characters whose second byte is one of them, and
+/// sequences that are not well formed in it (a lead byte alone, a byte no
+/// character starts with), which MariaDB stores as `?` or refuses.
 fn characters(charset: &str) -> Vec<&'static [u8]> {
     let common: [&'static [u8]; 6] = [b"a", b"'", b"\\", b"\"", b"`", b"\0"];
     let own: Vec<&'static [u8]> = match charset {
-        "gbk" => vec![b"\xd6\xd0", b"\x95\x5c", b"\x81\x40", b"\xe0\x60"],
-        "sjis" => vec![b"\x95\x5c", b"\x81\x40", b"\xa1", b"\xe0\x60"],
-        "big5" => vec![b"\xa5\x5c", b"\xa4\x40", b"\xa4\x60"],
+        "gbk" => vec![
+            b"\xd6\xd0",
+            b"\x95\x5c",
+            b"\x81\x40",
+            b"\xe0\x60",
+            b"\x95",
+            b"\xff",
+        ],
+        "sjis" => vec![
+            b"\x95\x5c",
+            b"\x81\x40",
+            b"\xa1",
+            b"\xe0\x60",
+            b"\x95",
+            b"\xfd",
+        ],
+        "big5" => vec![b"\xa5\x5c", b"\xa4\x40", b"\xa4\x60", b"\xa5", b"\xff"],
         "latin1" => vec![b"\xe9", b"\xff", b"\x80", b"\xa0"],
-        _ => vec!["é".as_bytes(), "中".as_bytes(), "😀".as_bytes()],
+        _ => vec![
+            "é".as_bytes(),
+            "中".as_bytes(),
+            "😀".as_bytes(),
+            b"\xff",
+            b"\xe4\xb8",
+        ],
     };
     common.into_iter().chain(own).collect()
 }
@@ -617,4 +648,270 @@ async fn stored(db: &MariaDb) -> Vec<Option<String>> {
     )
     .await
     .unwrap()
+}
+
+const TABLE_R: &str = "CREATE TABLE r (id BIGINT AUTO_INCREMENT PRIMARY KEY, \
+    g VARCHAR(60) CHARACTER SET gbk, u VARCHAR(60) CHARACTER SET utf8mb4, \
+    b VARBINARY(240)) ENGINE=InnoDB";
+
+/// A text INSERT whose string literals are made of `charset`'s characters
+/// (see [`characters`]) and of pieces that end strings, comments and
+/// statements: query text that is often not UTF-8.
+fn raw_statement(rng: &mut rand::rngs::StdRng, charset: &str) -> Vec<u8> {
+    const PIECES: &[&[u8]] = &[
+        b"; CREATE TABLE pwn (x INT); -- ",
+        b"-- ",
+        b"#",
+        b"/*",
+        b"*/",
+        b"'",
+        b"''",
+        b"\\'",
+        b"\x00",
+        b"\n",
+    ];
+    let alphabet = characters(charset);
+    let literal = |rng: &mut rand::rngs::StdRng| {
+        let mut out = Vec::new();
+        for _ in 0..rng.gen_range(0..5) {
+            if rng.gen_bool(0.2) {
+                out.extend_from_slice(PIECES[rng.gen_range(0..PIECES.len())]);
+            } else {
+                out.extend_from_slice(alphabet[rng.gen_range(0..alphabet.len())]);
+            }
+        }
+        out
+    };
+    let mut sql = b"INSERT INTO r (g, u, b) VALUES ('".to_vec();
+    for k in 0..3 {
+        if k > 0 {
+            sql.extend_from_slice(b"', '");
+        }
+        sql.extend(literal(rng));
+    }
+    sql.extend_from_slice(b"')");
+    sql
+}
+
+async fn raw_rows(db: &MariaDb) -> Vec<Option<String>> {
+    db.query_strings(
+        "SELECT CONCAT_WS('/', IFNULL(HEX(g), 'null'), IFNULL(HEX(u), 'null'), IFNULL(HEX(b), 'null')) FROM r ORDER BY id",
+    )
+    .await
+    .unwrap()
+}
+
+/// The sessions a case may run in: character set and strictness.
+const RAW_SESSIONS: [(&str, &str); 8] = [
+    ("gbk", "STRICT_ALL_TABLES"),
+    ("gbk", "NO_BACKSLASH_ESCAPES"),
+    ("sjis", "STRICT_ALL_TABLES"),
+    ("sjis", ""),
+    ("big5", "STRICT_ALL_TABLES,NO_BACKSLASH_ESCAPES"),
+    ("latin1", ""),
+    ("utf8mb4", "STRICT_ALL_TABLES"),
+    ("binary", ""),
+];
+
+async fn in_session(
+    opts: &mysql_async::OptsBuilder,
+    charset: &str,
+    mode: &str,
+) -> mysql_async::Conn {
+    let mut conn = mysql_async::Conn::new(opts.clone()).await.unwrap();
+    conn.query_drop(format!("SET NAMES {charset}, SESSION sql_mode = '{mode}'"))
+        .await
+        .unwrap();
+    conn
+}
+
+/// An oracle MariaDB and one behind sluice (both with table `r`), and on
+/// each, one connection per [`RAW_SESSIONS`] entry, in that session.
+struct Rig {
+    oracle: MariaDb,
+    behind: MariaDb,
+    s: Sluice,
+    _dir: tempfile::TempDir,
+    oracle_conns: Vec<mysql_async::Conn>,
+    front_conns: Vec<mysql_async::Conn>,
+}
+
+impl Rig {
+    async fn start() -> Rig {
+        let (oracle, behind) = tokio::join!(MariaDb::start(), MariaDb::start());
+        let (oracle, behind) = (oracle.unwrap(), behind.unwrap());
+        for db in [&oracle, &behind] {
+            db.exec(TABLE_R).await.unwrap();
+        }
+        // A queued write's client is answered at once.
+        let (s, dir, front) = fronts_holding(&behind, "1ms").await;
+        let straight = mysql_async::OptsBuilder::from_opts(
+            mysql_async::Opts::from_url(&oracle.app_url()).unwrap(),
+        )
+        .prefer_socket(false);
+        let mut oracle_conns = Vec::new();
+        let mut front_conns = Vec::new();
+        for (charset, mode) in RAW_SESSIONS {
+            oracle_conns.push(in_session(&straight, charset, mode).await);
+            front_conns.push(in_session(&front, charset, mode).await);
+        }
+        Rig {
+            oracle,
+            behind,
+            s,
+            _dir: dir,
+            oracle_conns,
+            front_conns,
+        }
+    }
+}
+
+/// Query text is bytes in the client's character set, UTF-8 or not: each
+/// generated text goes straight to MariaDB (as its own prepared statement,
+/// so its parser says whether the text is one statement) and as a text
+/// query through the MySQL front, `direct` and then queued while MariaDB is
+/// stopped. The same cases run, the same bytes are stored, in order, and no
+/// text ever runs a second statement.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn query_text_in_any_character_set_ends_the_same_direct_and_queued() {
+    let mut rig = Rig::start().await;
+    let (cases, mut rng) = cases();
+    let mut non_utf8 = 0;
+    for queued in [false, true] {
+        let mut mismatches = Vec::new();
+        let mut sent = Vec::new();
+        for n in 0..cases / 2 {
+            let k = (n % RAW_SESSIONS.len() as u64) as usize;
+            let sql = raw_statement(&mut rng, RAW_SESSIONS[k].0);
+            non_utf8 += usize::from(std::str::from_utf8(&sql).is_err());
+            let ran = rig.oracle_conns[k]
+                .exec_drop(sql.as_slice(), ())
+                .await
+                .is_ok();
+            sent.push((k, sql, ran));
+        }
+        if queued {
+            rig.behind.pause();
+            rig.s.wait_mode("buffering", Duration::from_secs(5)).await;
+        }
+        let mut ids = Vec::new();
+        for (k, sql, ran) in &sent {
+            let r = rig.front_conns[*k].query_drop(sql.as_slice()).await;
+            if !queued && r.is_ok() != *ran {
+                mismatches.push(format!(
+                    "direct [{:?}] {:02x?}: straight {}, front {:?}",
+                    RAW_SESSIONS[*k],
+                    sql,
+                    if *ran { "ran" } else { "refused" },
+                    r.as_ref().err().map(|e| e.to_string())
+                ));
+            }
+            let info = rig.front_conns[*k].info().to_string();
+            ids.push(r.ok().and_then(|_| {
+                info.split("queued as write ")
+                    .nth(1)
+                    .map(|t| t[..26].to_string())
+            }));
+        }
+        if queued {
+            rig.behind.resume();
+            rig.s.wait_drained(Duration::from_secs(60)).await;
+            for ((k, sql, ran), id) in sent.iter().zip(&ids) {
+                let applied = match id {
+                    Some(id) => {
+                        rig.s.get(&format!("/v1/writes/{id}")).await.1["status"] == "applied"
+                    }
+                    None => false,
+                };
+                if applied != *ran {
+                    mismatches.push(format!(
+                        "queued [{:?}] {:02x?}: straight {}, through sluice {}",
+                        RAW_SESSIONS[*k],
+                        sql,
+                        if *ran { "ran" } else { "refused" },
+                        if applied {
+                            "applied"
+                        } else {
+                            "refused or dead"
+                        }
+                    ));
+                }
+            }
+        }
+        assert!(
+            mismatches.is_empty(),
+            "{} cases differ:\n{}",
+            mismatches.len(),
+            mismatches.join("\n")
+        );
+        assert_eq!(
+            raw_rows(&rig.oracle).await,
+            raw_rows(&rig.behind).await,
+            "queued: {queued}"
+        );
+        no_pwn(&rig.behind).await;
+    }
+    assert!(non_utf8 > 0, "the generator made no text that is not UTF-8");
+}
+
+/// Bound parameters queued through the MySQL front while MariaDB is
+/// stopped, then drained, store what the same driver stores straight to
+/// MariaDB, ill-formed bytes included: rows equal in order, and each write
+/// applied exactly when MariaDB took it straight (the others are dead
+/// letters, never a stuck queue).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bound_parameters_queued_through_the_mysql_front_store_the_same_bytes() {
+    let mut rig = Rig::start().await;
+    let (cases, mut rng) = cases();
+    let insert = "INSERT INTO r (g, u, b) VALUES (?, ?, ?)";
+    let mut sent = Vec::new();
+    for n in 0..cases / 2 {
+        let k = (n % RAW_SESSIONS.len() as u64) as usize;
+        let alphabet = characters(RAW_SESSIONS[k].0);
+        let values: Vec<mysql_async::Value> = (0..3)
+            .map(|_| {
+                mysql_async::Value::Bytes(
+                    (0..rng.gen_range(0..6))
+                        .flat_map(|_| alphabet[rng.gen_range(0..alphabet.len())].to_vec())
+                        .collect(),
+                )
+            })
+            .collect();
+        let ran = rig.oracle_conns[k]
+            .exec_drop(insert, mysql_async::Params::Positional(values.clone()))
+            .await
+            .is_ok();
+        sent.push((k, values, ran));
+    }
+    rig.behind.pause();
+    rig.s.wait_mode("buffering", Duration::from_secs(5)).await;
+    let mut ids = Vec::new();
+    for (k, values, _) in &sent {
+        let conn = &mut rig.front_conns[*k];
+        conn.exec_drop(insert, mysql_async::Params::Positional(values.clone()))
+            .await
+            .unwrap();
+        let info = conn.info().to_string();
+        let id = info
+            .split("queued as write ")
+            .nth(1)
+            .unwrap_or_else(|| panic!("not queued: {info:?}"))[..26]
+            .to_string();
+        ids.push(id);
+    }
+    rig.behind.resume();
+    rig.s.wait_drained(Duration::from_secs(60)).await;
+    let mut mismatches = Vec::new();
+    for ((k, values, ran), id) in sent.iter().zip(&ids) {
+        let status = rig.s.get(&format!("/v1/writes/{id}")).await.1["status"].clone();
+        if (status == "applied") != *ran {
+            mismatches.push(format!(
+                "[{:?}] {values:02x?}: straight {}, queued {status}",
+                RAW_SESSIONS[*k],
+                if *ran { "ran" } else { "refused" }
+            ));
+        }
+    }
+    assert!(mismatches.is_empty(), "{}", mismatches.join("\n"));
+    assert_eq!(raw_rows(&rig.oracle).await, raw_rows(&rig.behind).await);
 }

@@ -2,7 +2,7 @@
 //! list`, `sluice drain pause|resume`): they call a running sluice's admin
 //! API and print a table for people, or the JSON with `--json` for scripts.
 
-use super::format::{eta, pairs, short, show_table, table, text};
+use super::format::{eta, pairs, short, show_table, statement_text, table, text};
 use anyhow::{bail, Context};
 use serde_json::Value;
 use std::time::Duration;
@@ -251,7 +251,7 @@ async fn dead_list(args: &AdminArgs, page: &PageArgs) -> anyhow::Result<()> {
             text(&w["died_at"]),
             text(&w["error"]["mysql_errno"]),
             short(w["error"]["message"].as_str().unwrap_or(""), 50),
-            short(w["statements"][0].as_str().unwrap_or(""), 50),
+            short(&statement_text(&w["statements"][0]), 50),
         ]
     };
     let headers = ["SEQ", "ID", "DIED", "ERRNO", "ERROR", "STATEMENT"];
@@ -299,7 +299,7 @@ pub async fn dead(command: super::DeadCommand, args: &AdminArgs) -> anyhow::Resu
                     "drop dead letter {} (write {}, {}) for good? It is never applied. [y/N] ",
                     text(&v["seq"]),
                     text(&v["id"]),
-                    short(v["statements"][0].as_str().unwrap_or(""), 60)
+                    short(&statement_text(&v["statements"][0]), 60)
                 );
                 let mut answer = String::new();
                 std::io::stdin().read_line(&mut answer)?;

@@ -68,7 +68,7 @@ pub fn list_table(items: &[Value]) -> String {
                 } else {
                     "-".into()
                 },
-                short(w["statements"][0].as_str().unwrap_or(""), 60),
+                short(&statement_text(&w["statements"][0]), 60),
             ]
         })
         .collect();
@@ -77,6 +77,16 @@ pub fn list_table(items: &[Value]) -> String {
         &rows,
     )
 }
+/// A statement as the API gives it: its text, or (text that is not UTF-8)
+/// its bytes in hex.
+pub fn statement_text(v: &Value) -> String {
+    match (v.as_str(), v["hex"].as_str()) {
+        (Some(t), _) => t.to_string(),
+        (None, Some(hex)) => format!("X'{hex}' (bytes in the session's character set)"),
+        _ => String::new(),
+    }
+}
+
 /// One write (queued or dead) as label/value lines.
 pub fn show_table(w: &Value) -> String {
     let mut rows = vec![
@@ -85,10 +95,7 @@ pub fn show_table(w: &Value) -> String {
         vec!["accepted at".into(), text(&w["accepted_at"])],
     ];
     for (i, st) in w["statements"].as_array().into_iter().flatten().enumerate() {
-        rows.push(vec![
-            format!("statement {}", i + 1),
-            st.as_str().unwrap_or("").to_string(),
-        ]);
+        rows.push(vec![format!("statement {}", i + 1), statement_text(st)]);
         rows.push(vec![
             format!("  params {}", i + 1),
             w["params"][i].to_string(),

@@ -55,6 +55,40 @@ pub(super) enum Step {
     Commit,
 }
 
+/// How a batch spells text parameters a driver sent in the session's
+/// character set ([`Param::Chars`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum CharsAs {
+    /// As literals with the character set's introducer (`_gbk X'…'`): one
+    /// round trip. MariaDB refuses an introduced literal that is not well
+    /// formed in its character set (error 1300), where a bound parameter
+    /// would be converted and checked only when stored.
+    Literals,
+    /// As the user variables [`chars_variables`] names, which the caller
+    /// set beforehand through the binary protocol, exactly as the driver
+    /// bound them: for a lone write whose text parameters MariaDB refused
+    /// as literals.
+    Variables,
+}
+
+/// The user variables that hold write `w`'s text parameters under
+/// [`CharsAs::Variables`], with the bytes of each, in order.
+pub(super) fn chars_variables(w: &Write) -> Vec<(String, &[u8])> {
+    let mut out = Vec::new();
+    for (si, st) in w.statements.iter().enumerate() {
+        for (pi, p) in st.params.iter().enumerate() {
+            if let Param::Chars(b) = p {
+                out.push((chars_variable(si, pi), b.as_slice()));
+            }
+        }
+    }
+    out
+}
+
+fn chars_variable(statement: usize, param: usize) -> String {
+    format!("@sluice_c{statement}_{param}")
+}
+
 /// A composed batch: the text to send, what each of its statements is, and
 /// the session settings the connection has once it ran.
 pub(super) struct Batch {
@@ -73,6 +107,7 @@ pub(super) fn compose(
     default_db: &str,
     ledger_table: &str,
     clock: Clock,
+    chars: CharsAs,
 ) -> Batch {
     let mut folds = folds.into_iter().peekable();
     let mut text = String::with_capacity(
@@ -118,7 +153,7 @@ pub(super) fn compose(
                     params.extend(st.params.iter());
                 }
                 push(
-                    &statement(&w.context, clock, &sql, &params),
+                    &statement(&w.context, clock, &sql, &params, None),
                     Step::Folded {
                         first: wi,
                         count: f.count,
@@ -145,7 +180,13 @@ pub(super) fn compose(
                 for (si, st) in w.statements.iter().enumerate() {
                     let params: Vec<&Param> = st.params.iter().collect();
                     push(
-                        &statement(&w.context, clock, st.sql.as_bytes(), &params),
+                        &statement(
+                            &w.context,
+                            clock,
+                            st.sql.as_bytes(),
+                            &params,
+                            (chars == CharsAs::Variables).then_some(si),
+                        ),
                         Step::Statement(wi, si),
                     );
                     push(
@@ -171,12 +212,15 @@ pub(super) fn compose(
 
 /// One client statement as MariaDB will run it: its text as data, its
 /// parameters as literals that mean the same in every mode, and its
-/// session settings for this statement only.
+/// session settings for this statement only. With `variables`, the
+/// statement's text parameters are the user variables of statement index
+/// `variables` (see [`CharsAs::Variables`]).
 pub(super) fn statement(
     ctx: &SessionContext,
     clock: Clock,
     sql: &[u8],
     params: &[&Param],
+    variables: Option<usize>,
 ) -> String {
     let mut out = String::with_capacity(64 + 2 * sql.len() + 16 * params.len());
     let mut settings = Vec::new();
@@ -205,7 +249,10 @@ pub(super) fn statement(
     let charset = ctx.charset.as_deref().unwrap_or("utf8mb4");
     for (k, p) in params.iter().enumerate() {
         out.push_str(if k == 0 { " USING " } else { ", " });
-        out.push_str(&literal::param(p, charset));
+        match (variables, p) {
+            (Some(si), Param::Chars(_)) => out.push_str(&chars_variable(si, k)),
+            _ => out.push_str(&literal::param(p, charset)),
+        }
     }
     out
 }
@@ -325,6 +372,7 @@ mod tests {
             "app",
             "`app`.`l`",
             Clock::Now,
+            CharsAs::Literals,
         );
         let parts: Vec<&str> = batch.text.split("\n;\n").collect();
         assert_eq!(parts.len(), batch.steps.len());
@@ -376,6 +424,7 @@ mod tests {
             "app",
             "l",
             clock,
+            CharsAs::Literals,
         )
     }
 

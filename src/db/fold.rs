@@ -213,10 +213,15 @@ fn runs(writes: &[&Write], default_db: &str) -> Vec<Run> {
     while i < writes.len() {
         let w = writes[i];
         let shape = match w.statements.as_slice() {
-            [st] => single_row_insert(
-                &st.sql,
-                Dialect::of_session(w.context.sql_mode.as_deref(), w.context.charset.as_deref()),
-            ),
+            [st] => st.sql.to_str().and_then(|text| {
+                single_row_insert(
+                    text,
+                    Dialect::of_session(
+                        w.context.sql_mode.as_deref(),
+                        w.context.charset.as_deref(),
+                    ),
+                )
+            }),
             _ => None,
         };
         let Some(shape) = shape else {
@@ -246,7 +251,7 @@ fn runs(writes: &[&Write], default_db: &str) -> Vec<Run> {
                 count: j - i,
                 table: (schema, shape.table.clone()),
                 columns: shape.columns.clone(),
-                head: sql[shape.head.clone()].to_string(),
+                head: sql.lossy()[shape.head.clone()].to_string(),
                 values: shape.values.clone(),
                 ddl_before: ddl_seen,
             });

@@ -30,7 +30,7 @@ mod pool;
 pub use error::{DbError, Phase, UrlError};
 
 use crate::write::{Param, StatementResult, Write, WriteId};
-use batch::{Batch, Step};
+use batch::{Batch, CharsAs, Step};
 use error::{from_driver, sql_error};
 use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, Opts, OptsBuilder, Params, Value};
@@ -67,6 +67,10 @@ pub struct Database {
 
 /// MariaDB's default `max_allowed_packet` (10.11), until one is read.
 const DEFAULT_MAX_PACKET: u64 = 16 << 20;
+
+/// MariaDB's ER_INVALID_CHARACTER_STRING: a literal not well formed in its
+/// character set.
+const INVALID_CHARACTER_STRING: u16 = 1300;
 
 /// The error for a write (or batch) whose form on the wire is `size` bytes,
 /// over MariaDB's `limit`.
@@ -201,13 +205,36 @@ impl Database {
     /// timestamp = … FOR`), so `NOW()` and column defaults give that time.
     /// It folds runs of identical single-row INSERTs where that changes
     /// nothing (see `fold`). Returns each write's statement results.
+    ///
+    /// A lone write whose text parameters MariaDB refused as literals
+    /// (error 1300: not well formed in the session's character set) is
+    /// applied again with them bound as the driver bound them, so it ends
+    /// as it would have straight to MariaDB (stored with `?` where the
+    /// session is not strict, error 1366 where it is).
     pub async fn apply(&self, writes: &[&Write], clock: Clock) -> Result<Applied, DbError> {
+        match self.apply_as(writes, clock, CharsAs::Literals).await {
+            Err(DbError::Definitive { error, .. })
+                if error.code == INVALID_CHARACTER_STRING
+                    && matches!(writes, [w] if !batch::chars_variables(w).is_empty()) =>
+            {
+                self.apply_as(writes, clock, CharsAs::Variables).await
+            }
+            r => r,
+        }
+    }
+
+    async fn apply_as(
+        &self,
+        writes: &[&Write],
+        clock: Clock,
+        chars: CharsAs,
+    ) -> Result<Applied, DbError> {
         let mut phase = Phase::Connect;
         let mut slot = self.take_idle();
         let started = Instant::now();
         let outcome = tokio::time::timeout(
             self.timeouts.write,
-            self.apply_in(&mut slot, writes, clock, &mut phase),
+            self.apply_in(&mut slot, writes, clock, chars, &mut phase),
         )
         .await;
         let timeout = DbError::Timeout {
@@ -269,6 +296,7 @@ impl Database {
         slot: &mut Option<PooledConn>,
         writes: &[&Write],
         clock: Clock,
+        chars: CharsAs,
         phase: &mut Phase,
     ) -> Result<Applied, DbError> {
         if slot.is_none() {
@@ -276,6 +304,31 @@ impl Database {
         }
         let s = slot.as_mut().expect("connected above");
         self.ensure_ledger(&mut s.conn).await?;
+        let variables = match (chars, writes) {
+            (CharsAs::Variables, [w]) => {
+                let vars = batch::chars_variables(w);
+                pool::bind_text_params(s, &w.context, &self.default_db, &vars).await?
+            }
+            _ => Vec::new(),
+        };
+        let r = self.apply_batch(s, writes, clock, chars, phase).await;
+        if !variables.is_empty()
+            && !matches!(r, Err(DbError::Lost { .. } | DbError::Timeout { .. }))
+        {
+            let clear: Vec<String> = variables.iter().map(|v| format!("{v} = NULL")).collect();
+            let _ = s.conn.query_drop(format!("SET {}", clear.join(", "))).await;
+        }
+        r
+    }
+
+    async fn apply_batch(
+        &self,
+        s: &mut PooledConn,
+        writes: &[&Write],
+        clock: Clock,
+        chars: CharsAs,
+        phase: &mut Phase,
+    ) -> Result<Applied, DbError> {
         let folds = if writes.len() > 1 {
             self.folder
                 .plan(&mut s.conn, writes, &self.default_db)
@@ -296,6 +349,7 @@ impl Database {
             &self.default_db,
             &self.ledger_table,
             clock,
+            chars,
         );
 
         if text.len() as u64 > self.max_packet() {

@@ -62,7 +62,7 @@ impl Passthrough {
     }
 
     /// Run one text statement with the client's context.
-    pub async fn query(&mut self, sql: &str, ctx: &RequestContext) -> Result<PassReply, DbError> {
+    pub async fn query(&mut self, sql: &[u8], ctx: &RequestContext) -> Result<PassReply, DbError> {
         let r = tokio::time::timeout(self.timeout, async {
             let conn = self.connect(ctx).await?;
             collect(conn.query_iter(sql).await.map_err(statement_error)?).await
@@ -74,7 +74,7 @@ impl Passthrough {
     /// Prepare `sql` on MariaDB: its parameter count and result columns.
     pub async fn prepare(
         &mut self,
-        sql: &str,
+        sql: &[u8],
         ctx: &RequestContext,
     ) -> Result<(u16, Vec<Column>), DbError> {
         let r = tokio::time::timeout(self.timeout, async {
@@ -89,7 +89,7 @@ impl Passthrough {
     /// Execute `sql` as a prepared statement with `params` (binary protocol).
     pub async fn execute(
         &mut self,
-        sql: &str,
+        sql: &[u8],
         params: Vec<Value>,
         ctx: &RequestContext,
     ) -> Result<PassReply, DbError> {

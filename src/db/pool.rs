@@ -65,6 +65,44 @@ pub(super) async fn set_context(
     Ok(())
 }
 
+/// Bind text parameters as a driver does (the binary protocol, a string
+/// in the client character set, no well-formedness check) into user
+/// variables: `vars` are their names and bytes. The session is first put in
+/// `ctx`'s database and character set, which the bytes are read in.
+pub(super) async fn bind_text_params(
+    s: &mut PooledConn,
+    ctx: &SessionContext,
+    default_db: &str,
+    vars: &[(String, &[u8])],
+) -> Result<Vec<String>, DbError> {
+    let mut state = s.settings.clone();
+    for sql in state.session_changes(ctx, default_db) {
+        if let Err(e) = s.conn.query_drop(sql).await {
+            s.settings.stale = true;
+            return Err(statement_setup_error(e, Phase::Transaction));
+        }
+    }
+    s.settings = state;
+    let names: Vec<String> = vars.iter().map(|(n, _)| n.clone()).collect();
+    let sql = format!(
+        "SET {}",
+        names
+            .iter()
+            .map(|n| format!("{n} = ?"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    let values = vars
+        .iter()
+        .map(|(_, b)| mysql_async::Value::Bytes(b.to_vec()))
+        .collect();
+    s.conn
+        .exec_drop(sql, mysql_async::Params::Positional(values))
+        .await
+        .map_err(|e| statement_setup_error(e, Phase::Transaction))?;
+    Ok(names)
+}
+
 /// The session settings sluice set on a connection. A batch works on a copy
 /// and puts it back only once the batch succeeded.
 #[derive(Clone)]

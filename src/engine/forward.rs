@@ -12,7 +12,7 @@ use super::mode::Mode;
 use super::{Engine, EngineError};
 use crate::db::passthrough::Passthrough;
 use crate::db::{to_value, DbError};
-use crate::write::{RequestContext, Statement};
+use crate::write::{RequestContext, SqlText, Statement};
 use mysql_async::{Column, Value};
 
 /// What MariaDB answered to a forwarded statement.
@@ -55,7 +55,7 @@ impl Forwarder {
     /// Run one text statement with the client's context.
     pub async fn query(
         &mut self,
-        sql: &str,
+        sql: &[u8],
         ctx: &RequestContext,
         kind: Forward,
         keyword: &str,
@@ -67,7 +67,7 @@ impl Forwarder {
     /// Prepare `sql` on MariaDB: its parameter count and result columns.
     pub async fn prepare(
         &mut self,
-        sql: &str,
+        sql: &[u8],
         ctx: &RequestContext,
     ) -> Result<(u16, Vec<Column>), EngineError> {
         self.pass.prepare(sql, ctx).await.map_err(forward_error)
@@ -76,7 +76,7 @@ impl Forwarder {
     /// Execute `sql` as a prepared statement with `params`.
     pub async fn execute(
         &mut self,
-        sql: &str,
+        sql: &[u8],
         params: Vec<Value>,
         ctx: &RequestContext,
         kind: Forward,
@@ -102,19 +102,19 @@ impl Forwarder {
         if mode != Mode::Direct {
             return Err(EngineError::ReadingTransaction { mode });
         }
-        let mut steps = vec![("START TRANSACTION".to_string(), Vec::new())];
+        let mut steps = vec![(SqlText::from("START TRANSACTION"), Vec::new())];
         steps.extend(buffered.into_iter().map(|st| {
             let params: Vec<Value> = st.params.iter().map(to_value).collect();
             (st.sql, params)
         }));
         for (sql, params) in steps {
             let r = if params.is_empty() {
-                self.pass.query(&sql, ctx).await
+                self.pass.query(sql.as_bytes(), ctx).await
             } else {
-                self.pass.execute(&sql, params, ctx).await
+                self.pass.execute(sql.as_bytes(), params, ctx).await
             };
             if let Err(e) = r {
-                let _ = self.pass.query("ROLLBACK", ctx).await;
+                let _ = self.pass.query(b"ROLLBACK", ctx).await;
                 return Err(forward_error(e));
             }
         }

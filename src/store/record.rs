@@ -127,4 +127,28 @@ mod tests {
             Err(RecordError::BadChecksum { .. })
         ));
     }
+
+    /// Statement text became bytes (it need not be UTF-8); a record written
+    /// when it was a `String` reads back as the same statement.
+    #[test]
+    fn statement_text_written_as_a_string_reads_back_as_bytes() {
+        use crate::write::{Param, SqlText, Statement};
+        #[derive(serde::Serialize)]
+        struct Before {
+            sql: String,
+            params: Vec<Param>,
+        }
+        let before = Before {
+            sql: "INSERT INTO t (v) VALUES ('é')".into(),
+            params: vec![Param::Int(1)],
+        };
+        let now: Statement = decode(&encode(&before).unwrap()).unwrap();
+        assert_eq!(now.sql, before.sql.as_str());
+        assert_eq!(now.params, before.params);
+        let raw = Statement {
+            sql: SqlText::from(b"INSERT INTO t VALUES ('\x95\x5c')".to_vec()),
+            params: vec![],
+        };
+        assert_eq!(decode::<Statement>(&encode(&raw).unwrap()).unwrap(), raw);
+    }
 }

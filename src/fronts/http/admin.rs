@@ -6,7 +6,7 @@
 use super::rescue::{rescue, ApiError};
 use super::AppState;
 use crate::engine::{DeadLetter, QueuedWrite};
-use crate::write::Param;
+use crate::write::{Param, SqlText};
 use axum::extract::{Path, Query, State};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -210,7 +210,7 @@ pub fn queued_json(seq: u64, q: &QueuedWrite) -> serde_json::Value {
         "seq": seq,
         "id": w.id.to_string(),
         "accepted_at": crate::util::micros_to_rfc3339(c.accepted_at_micros),
-        "statements": w.statements.iter().map(|s| s.sql.as_str()).collect::<Vec<_>>(),
+        "statements": w.statements.iter().map(|s| sql_json(&s.sql)).collect::<Vec<_>>(),
         "params": w.statements.iter().map(|s| s.params.iter().map(param_json).collect::<Vec<_>>()).collect::<Vec<_>>(),
         "database": c.database,
         "sql_mode": c.sql_mode,
@@ -234,6 +234,18 @@ pub fn dead_json(seq: u64, d: &DeadLetter) -> serde_json::Value {
     });
     v["died_at"] = serde_json::json!(crate::util::micros_to_rfc3339(d.died_at_micros));
     v
+}
+
+/// Statement text: a string when it is UTF-8, otherwise its bytes in hex
+/// (text in a latin1, sjis or binary session).
+fn sql_json(sql: &SqlText) -> serde_json::Value {
+    match sql.to_str() {
+        Some(t) => t.into(),
+        None => serde_json::json!({
+            "hex": sql.as_bytes().iter().map(|x| format!("{x:02x}")).collect::<String>(),
+            "in": "the session's character set",
+        }),
+    }
 }
 
 fn param_json(p: &Param) -> serde_json::Value {

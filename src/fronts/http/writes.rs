@@ -87,7 +87,7 @@ fn statements(body: &WriteBody) -> Result<Vec<Statement>, ApiError> {
         .enumerate()
         .map(|(n, (sql, params))| {
             Ok(Statement {
-                sql: sql.to_string(),
+                sql: sql.into(),
                 params: params
                     .iter()
                     .enumerate()

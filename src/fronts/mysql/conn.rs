@@ -107,10 +107,7 @@ pub async fn serve(
                 wire.reply(r, status(&session)).await?;
             }
             Command::Query(text) => {
-                let r = match std::str::from_utf8(text) {
-                    Ok(sql) => session.query(sql).await,
-                    Err(_) => Reply::err(codes::WRONG_VALUE, "the query is not valid UTF-8"),
-                };
+                let r = session.query(text).await;
                 wire.reply(r, status(&session)).await?;
             }
             Command::Ping => wire.reply(Reply::ok(), status(&session)).await?,
@@ -123,29 +120,26 @@ pub async fn serve(
                 wire.send(packets::eof_packet(status(&session), 0)).await?;
                 wire.flush().await?;
             }
-            Command::StmtPrepare(text) => {
-                let sql = String::from_utf8_lossy(text).to_string();
-                match session.prepare(&sql).await {
-                    Ok((id, st)) => {
-                        let (params, columns) = (st.params, st.columns.clone());
-                        wire.send(prepared::prepare_ok(id, columns.len() as u16, params))
-                            .await?;
-                        if params > 0 {
-                            let placeholder = mysql_async::Column::new(
-                                mysql_common::constants::ColumnType::MYSQL_TYPE_VAR_STRING,
-                            )
-                            .with_name(b"?");
-                            let defs = vec![placeholder; usize::from(params)];
-                            wire.definitions(&defs, status(&session)).await?;
-                        }
-                        if !columns.is_empty() {
-                            wire.definitions(&columns, status(&session)).await?;
-                        }
-                        wire.flush().await?;
+            Command::StmtPrepare(text) => match session.prepare(text).await {
+                Ok((id, st)) => {
+                    let (params, columns) = (st.params, st.columns.clone());
+                    wire.send(prepared::prepare_ok(id, columns.len() as u16, params))
+                        .await?;
+                    if params > 0 {
+                        let placeholder = mysql_async::Column::new(
+                            mysql_common::constants::ColumnType::MYSQL_TYPE_VAR_STRING,
+                        )
+                        .with_name(b"?");
+                        let defs = vec![placeholder; usize::from(params)];
+                        wire.definitions(&defs, status(&session)).await?;
                     }
-                    Err(r) => wire.reply(r, status(&session)).await?,
+                    if !columns.is_empty() {
+                        wire.definitions(&columns, status(&session)).await?;
+                    }
+                    wire.flush().await?;
                 }
-            }
+                Err(r) => wire.reply(r, status(&session)).await?,
+            },
             Command::StmtExecute { id, body } => {
                 let parsed = match session.statement_mut(id) {
                     None => Err(None),

@@ -14,7 +14,7 @@ use super::reply::{engine_reply, Reply};
 use crate::engine::forward::{Forward, Forwarded, Forwarder};
 use crate::engine::{Engine, EngineError, Submitted, WriteRequest};
 use crate::sql::{self, StatementClass};
-use crate::write::{Param, RequestContext, Statement};
+use crate::write::{Param, RequestContext, SqlText, Statement};
 use mysql_async::{Column, Value};
 use mysql_common::constants::{ColumnFlags, ColumnType};
 use std::collections::HashMap;
@@ -38,7 +38,7 @@ fn is_bootstrap(sql: &str) -> bool {
 /// A statement prepared by a client.
 #[derive(Debug)]
 pub struct Prepared {
-    pub sql: String,
+    pub sql: SqlText,
     pub class: StatementClass,
     pub params: u16,
     pub columns: Vec<Column>,
@@ -129,8 +129,8 @@ impl Session {
 
     /// COM_STMT_PREPARE. Writes are prepared by sluice alone (they work
     /// while MariaDB is down); reads and DDL are prepared on MariaDB.
-    pub async fn prepare(&mut self, sql: &str) -> Result<(u32, &Prepared), Reply> {
-        let scan = sql::scan(sql.as_bytes(), self.dialect());
+    pub async fn prepare(&mut self, sql: &[u8]) -> Result<(u32, &Prepared), Reply> {
+        let scan = sql::scan(sql, self.dialect());
         if scan.multiple {
             return Err(Reply::err(
                 codes::PARSE_ERROR,
@@ -153,7 +153,7 @@ impl Session {
         self.statements.insert(
             id,
             Prepared {
-                sql: sql.to_string(),
+                sql: sql.into(),
                 class: scan.class,
                 params,
                 columns,
@@ -189,7 +189,7 @@ impl Session {
             && class != StatementClass::Session
         {
             return self
-                .pass_execute(&sql, params, Forward::Read, &keyword)
+                .pass_execute(sql.as_bytes(), params, Forward::Read, &keyword)
                 .await;
         }
         match class {
@@ -204,7 +204,9 @@ impl Session {
                 };
                 self.write_statement(stmt).await
             }
-            StatementClass::Transaction | StatementClass::Session => self.query(&sql).await,
+            StatementClass::Transaction | StatementClass::Session => {
+                self.query(sql.as_bytes()).await
+            }
             _ => {
                 let kind = if class == StatementClass::Read {
                     Forward::Read
@@ -216,7 +218,8 @@ impl Session {
                         return r;
                     }
                 }
-                self.pass_execute(&sql, params, kind, &keyword).await
+                self.pass_execute(sql.as_bytes(), params, kind, &keyword)
+                    .await
             }
         }
     }
@@ -228,7 +231,11 @@ impl Session {
             return Reply::err(codes::NO_DB, "No database selected");
         }
         let sql = format!("USE `{}`", db.replace('`', "``"));
-        match self.pass.query(&sql, &self.ctx, Forward::Read, "USE").await {
+        match self
+            .pass
+            .query(sql.as_bytes(), &self.ctx, Forward::Read, "USE")
+            .await
+        {
             Ok(_) => {
                 self.ctx.database = Some(db);
                 self.pass.adopt(&self.ctx);
@@ -244,9 +251,10 @@ impl Session {
         }
     }
 
-    /// COM_QUERY.
-    pub async fn query(&mut self, sql: &str) -> Reply {
-        let scan = sql::scan(sql.as_bytes(), self.dialect());
+    /// COM_QUERY. The text is bytes in the client's character set, UTF-8
+    /// or not; it is classified and sent on unchanged.
+    pub async fn query(&mut self, sql: &[u8]) -> Reply {
+        let scan = sql::scan(sql, self.dialect());
         if scan.multiple {
             return Reply::err(
                 codes::PARSE_ERROR,
@@ -258,7 +266,10 @@ impl Session {
         }
         match scan.class {
             StatementClass::Write => self.write(sql, scan.placeholders).await,
-            StatementClass::Transaction => self.transaction(&scan.keyword, sql).await,
+            StatementClass::Transaction => {
+                self.transaction(&scan.keyword, &String::from_utf8_lossy(sql))
+                    .await
+            }
             StatementClass::Session => self.session_statement(&scan.keyword, sql).await,
             StatementClass::Empty => Reply::err(codes::EMPTY_QUERY, "Query was empty"),
             StatementClass::Read => {
@@ -285,7 +296,7 @@ impl Session {
         }
     }
 
-    async fn write(&mut self, sql: &str, placeholders: usize) -> Reply {
+    async fn write(&mut self, sql: &[u8], placeholders: usize) -> Reply {
         if placeholders > 0 {
             return Reply::err(
                 codes::PARSE_ERROR,
@@ -293,7 +304,7 @@ impl Session {
             );
         }
         self.write_statement(Statement {
-            sql: sql.to_string(),
+            sql: sql.into(),
             params: Vec::new(),
         })
         .await
@@ -377,14 +388,15 @@ impl Session {
         }
     }
 
-    async fn session_statement(&mut self, keyword: &str, sql: &str) -> Reply {
+    async fn session_statement(&mut self, keyword: &str, sql: &[u8]) -> Reply {
+        let text = String::from_utf8_lossy(sql);
         if keyword == "USE" {
-            let db = sql.trim().trim_end_matches(';').trim()[3..]
+            let db = text.trim().trim_end_matches(';').trim()[3..]
                 .trim()
                 .to_string();
             return self.use_database(&db).await;
         }
-        let assignments = parse_set(sql);
+        let assignments = parse_set(&text);
         let mut forward = false;
         for (name, value) in &assignments {
             match name.as_str() {
@@ -463,7 +475,7 @@ impl Session {
     }
 
     /// A statement inside a live (pass-through) transaction.
-    async fn live(&mut self, keyword: &str, class: StatementClass, sql: &str) -> Reply {
+    async fn live(&mut self, keyword: &str, class: StatementClass, sql: &[u8]) -> Reply {
         if class == StatementClass::Transaction && matches!(keyword, "COMMIT" | "ROLLBACK") {
             self.end_live_txn();
         }
@@ -480,7 +492,7 @@ impl Session {
     /// Execute a prepared statement on the pass-through connection.
     async fn pass_execute(
         &mut self,
-        sql: &str,
+        sql: &[u8],
         params: Vec<Value>,
         kind: Forward,
         keyword: &str,
@@ -514,7 +526,7 @@ impl Session {
     /// Record the session context as MariaDB resolved it, so queued writes
     /// replay with exactly these values.
     async fn read_back_context(&mut self) {
-        let sql = "SELECT @@session.sql_mode, @@session.time_zone, @@session.character_set_client";
+        let sql = b"SELECT @@session.sql_mode, @@session.time_zone, @@session.character_set_client";
         if let Ok(r) = self
             .pass
             .query(sql, &self.ctx, Forward::Read, "SELECT")
@@ -535,8 +547,9 @@ impl Session {
         }
     }
 
-    async fn pass_through(&mut self, sql: &str, kind: Forward, keyword: &str) -> Reply {
-        let bootstrap = is_bootstrap(sql);
+    async fn pass_through(&mut self, sql: &[u8], kind: Forward, keyword: &str) -> Reply {
+        let text = String::from_utf8_lossy(sql);
+        let bootstrap = is_bootstrap(&text);
         match self.pass.query(sql, &self.ctx, kind, keyword).await {
             Ok(mut r) if r.columns.is_some() => {
                 hide_server_socket(&mut r);
@@ -544,7 +557,7 @@ impl Session {
                     self.cache
                         .lock()
                         .unwrap_or_else(|p| p.into_inner())
-                        .insert(sql.trim().to_string(), r.clone());
+                        .insert(text.trim().to_string(), r.clone());
                 }
                 Reply::Rows(r)
             }
@@ -553,7 +566,7 @@ impl Session {
                     .cache
                     .lock()
                     .unwrap_or_else(|p| p.into_inner())
-                    .get(sql.trim())
+                    .get(text.trim())
                     .cloned();
                 match cached {
                     Some(r) => Reply::Rows(r),

@@ -687,6 +687,15 @@ impl Database {
     }
 }
 
+/// The text sluice sends MariaDB for one client statement in session
+/// `ctx` (as a batch holds it, parameters spelled as literals). Public so
+/// that the fuzz targets can check, for any text and any parameters, that
+/// it is one statement in every mode and character set.
+pub fn statement_form(ctx: &crate::write::SessionContext, sql: &[u8], params: &[Param]) -> String {
+    let params: Vec<&Param> = params.iter().collect();
+    batch::statement(ctx, Clock::Accepted, sql, &params, None)
+}
+
 /// A write parameter as a driver value.
 pub fn to_value(p: &Param) -> Value {
     match p {

@@ -68,7 +68,9 @@ pub fn parse_execute(
         for _ in 0..n {
             let t = take(&mut b, 2)?;
             let ty = ColumnType::try_from(t[0])
-                .map_err(|_| format!("unknown parameter type {}", t[0]))?;
+                .ok()
+                .filter(|ty| bindable(*ty))
+                .ok_or_else(|| format!("parameter type {} cannot be bound", t[0]))?;
             let flags = if t[1] & 0x80 != 0 {
                 ColumnFlags::UNSIGNED_FLAG
             } else {
@@ -95,6 +97,44 @@ pub fn parse_execute(
         params.push(v.0);
     }
     Ok(Execute { stmt_id, params })
+}
+
+/// A type a client may bind a parameter as. The server-internal temporal
+/// types (`TIMESTAMP2`, `DATETIME2`, `TIME2`) and anything unknown are
+/// refused before a value is decoded.
+fn bindable(ty: ColumnType) -> bool {
+    use ColumnType::*;
+    matches!(
+        ty,
+        MYSQL_TYPE_STRING
+            | MYSQL_TYPE_VAR_STRING
+            | MYSQL_TYPE_BLOB
+            | MYSQL_TYPE_TINY_BLOB
+            | MYSQL_TYPE_MEDIUM_BLOB
+            | MYSQL_TYPE_LONG_BLOB
+            | MYSQL_TYPE_SET
+            | MYSQL_TYPE_ENUM
+            | MYSQL_TYPE_DECIMAL
+            | MYSQL_TYPE_VARCHAR
+            | MYSQL_TYPE_BIT
+            | MYSQL_TYPE_NEWDECIMAL
+            | MYSQL_TYPE_GEOMETRY
+            | MYSQL_TYPE_JSON
+            | MYSQL_TYPE_TINY
+            | MYSQL_TYPE_SHORT
+            | MYSQL_TYPE_YEAR
+            | MYSQL_TYPE_LONG
+            | MYSQL_TYPE_INT24
+            | MYSQL_TYPE_LONGLONG
+            | MYSQL_TYPE_FLOAT
+            | MYSQL_TYPE_DOUBLE
+            | MYSQL_TYPE_TIMESTAMP
+            | MYSQL_TYPE_DATE
+            | MYSQL_TYPE_NEWDATE
+            | MYSQL_TYPE_DATETIME
+            | MYSQL_TYPE_TIME
+            | MYSQL_TYPE_NULL
+    )
 }
 
 /// One binary-protocol result row for `types`.
@@ -227,6 +267,22 @@ mod tests {
         let e = parse_execute(&body, 3, &mut types, &mut HashMap::new()).unwrap();
         assert_eq!(e.params, vec![Value::Int(43), Value::NULL, Value::NULL]);
         assert!(parse_execute(&[7, 0], 1, &mut Vec::new(), &mut HashMap::new()).is_err());
+    }
+
+    /// Found by the `packets` fuzz target: a parameter bound as a
+    /// server-internal type (here DATETIME2) made the decoder panic.
+    #[test]
+    fn refuses_parameter_types_a_client_cannot_bind() {
+        for ty in [
+            ColumnType::MYSQL_TYPE_DATETIME2,
+            ColumnType::MYSQL_TYPE_TIMESTAMP2,
+            ColumnType::MYSQL_TYPE_TIME2,
+        ] {
+            let mut body = vec![1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1, ty as u8, 0];
+            body.extend_from_slice(&[0xff; 12]);
+            let e = parse_execute(&body, 1, &mut Vec::new(), &mut HashMap::new()).unwrap_err();
+            assert!(e.contains("cannot be bound"), "{e}");
+        }
     }
 
     #[test]

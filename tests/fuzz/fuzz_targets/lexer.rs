@@ -1,0 +1,51 @@
+//! The lexer and classifier on any bytes, in any dialect: no panic, no
+//! hang, and what it reports points where it says (placeholders at `?`,
+//! statement ends at `;`, a foldable INSERT's ranges inside the text).
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use sluice::sql::dialect::{Charset, Dialect};
+use sluice::sql::{scan, single_row_insert};
+
+/// The first byte picks the dialect; the rest is the statement.
+fn dialect(sel: u8) -> Dialect {
+    Dialect {
+        no_backslash_escapes: sel & 1 != 0,
+        ansi_quotes: sel & 2 != 0,
+        charset: [
+            Charset::AsciiSafe,
+            Charset::Gbk,
+            Charset::Big5,
+            Charset::Sjis,
+        ][usize::from(sel >> 2 & 3)],
+    }
+}
+
+fuzz_target!(|data: &[u8]| {
+    let Some((&sel, text)) = data.split_first() else {
+        return;
+    };
+    let d = dialect(sel);
+    let s = scan(text, d);
+    assert_eq!(s.placeholders, s.placeholder_at.len());
+    assert!(s.placeholder_at.iter().all(|&i| text.get(i) == Some(&b'?')));
+    assert!(s.semicolon_at.iter().all(|&i| text.get(i) == Some(&b';')));
+    assert!(s.placeholder_at.windows(2).all(|w| w[0] < w[1]));
+    if s.multiple {
+        assert!(!s.semicolon_at.is_empty());
+    }
+    if let Ok(t) = std::str::from_utf8(text) {
+        if let Some(ins) = single_row_insert(t, d) {
+            assert!(ins.head.start <= ins.head.end && ins.head.end <= ins.values.start);
+            assert!(ins.values.end <= t.len());
+            let values = &t[ins.values.clone()];
+            assert!(
+                values.starts_with('(') && values.ends_with(')'),
+                "{values:?}"
+            );
+            assert!(!ins.columns.is_empty());
+            // A foldable INSERT is one statement with no trailing text.
+            assert!(!s.multiple);
+        }
+    }
+});

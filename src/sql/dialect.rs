@@ -75,6 +75,17 @@ impl Charset {
 }
 
 impl Dialect {
+    /// Every dialect the lexer knows: both quoting flags, each character
+    /// set class (sixteen in all).
+    pub fn every() -> impl Iterator<Item = Dialect> {
+        (0..16u8).map(|bits| Dialect {
+            no_backslash_escapes: bits & 1 != 0,
+            ansi_quotes: bits & 2 != 0,
+            charset: [Charset::AsciiSafe, Charset::Gbk, Charset::Big5, Charset::Sjis]
+                [usize::from(bits >> 2)],
+        })
+    }
+
     /// The dialect of a session with `sql_mode` and client character set
     /// `charset` (`None`: MariaDB's defaults, no quoting flags and utf8mb4).
     pub fn of_session(sql_mode: Option<&str>, charset: Option<&str>) -> Dialect {

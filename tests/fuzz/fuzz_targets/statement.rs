@@ -5,7 +5,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use sluice::sql::dialect::{Charset, Dialect};
+use sluice::sql::dialect::Dialect;
 use sluice::write::{Param, SessionContext};
 
 const CHARSETS: [&str; 6] = ["utf8mb4", "gbk", "big5", "sjis", "latin1", "binary"];
@@ -64,17 +64,7 @@ fuzz_target!(|data: &[u8]| {
         .and_then(|t| t.split('\'').next())
         .expect("the text travels as a hex literal");
     assert_eq!(unhex(hex), sql);
-    for d in 0..16u8 {
-        let dialect = Dialect {
-            no_backslash_escapes: d & 1 != 0,
-            ansi_quotes: d & 2 != 0,
-            charset: [
-                Charset::AsciiSafe,
-                Charset::Gbk,
-                Charset::Big5,
-                Charset::Sjis,
-            ][usize::from(d >> 2)],
-        };
+    for dialect in Dialect::every() {
         let s = sluice::sql::scan(out.as_bytes(), dialect);
         assert!(
             !s.multiple && !s.unterminated && s.semicolon_at.is_empty(),

@@ -81,8 +81,12 @@ impl Dialect {
         (0..16u8).map(|bits| Dialect {
             no_backslash_escapes: bits & 1 != 0,
             ansi_quotes: bits & 2 != 0,
-            charset: [Charset::AsciiSafe, Charset::Gbk, Charset::Big5, Charset::Sjis]
-                [usize::from(bits >> 2)],
+            charset: [
+                Charset::AsciiSafe,
+                Charset::Gbk,
+                Charset::Big5,
+                Charset::Sjis,
+            ][usize::from(bits >> 2)],
         })
     }
 

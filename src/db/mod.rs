@@ -63,6 +63,9 @@ pub struct Database {
     /// MariaDB's `max_allowed_packet`, as last read on a new connection
     /// (kept while MariaDB does not answer).
     max_packet: AtomicU64,
+    /// MariaDB's global `sql_mode` (what a new session starts with), as
+    /// last read on a new connection.
+    server_sql_mode: Mutex<Option<String>>,
 }
 
 /// MariaDB's default `max_allowed_packet` (10.11), until one is read.
@@ -174,6 +177,7 @@ impl Database {
             folder: fold::Folder::default(),
             coalescer: coalesce::Coalescer::new(GROUP_SLOTS, MAX_GROUP),
             max_packet: AtomicU64::new(DEFAULT_MAX_PACKET),
+            server_sql_mode: Mutex::new(None),
         })
     }
 
@@ -630,14 +634,26 @@ impl Database {
         let mut conn = Conn::new(self.opts.clone())
             .await
             .map_err(|e| from_driver(e, Phase::Connect))?;
-        let max: Option<u64> = conn
-            .query_first("SELECT @@max_allowed_packet")
+        let read: Option<(u64, String)> = conn
+            .query_first("SELECT @@max_allowed_packet, @@GLOBAL.sql_mode")
             .await
             .map_err(|e| from_driver(e, Phase::Connect))?;
-        if let Some(max) = max {
+        if let Some((max, mode)) = read {
             self.max_packet.store(max, Ordering::Relaxed);
+            *self
+                .server_sql_mode
+                .lock()
+                .unwrap_or_else(|p| p.into_inner()) = Some(mode);
         }
         Ok(PooledConn::new(conn, &self.default_db))
+    }
+
+    /// The `sql_mode` a new MariaDB session starts with, once read.
+    pub fn server_sql_mode(&self) -> Option<String> {
+        self.server_sql_mode
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     /// The largest packet MariaDB takes (`max_allowed_packet`), as last read.

@@ -327,6 +327,12 @@ impl Engine {
         self.inner.mode.mode()
     }
 
+    /// The `sql_mode` a new MariaDB session starts with (`None` until sluice
+    /// has connected once).
+    pub fn server_sql_mode(&self) -> Option<String> {
+        self.inner.db().server_sql_mode()
+    }
+
     /// The database the target URL names (the default for clients).
     pub fn default_database(&self) -> String {
         self.inner.db().default_database().to_string()

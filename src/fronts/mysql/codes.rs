@@ -34,6 +34,8 @@ pub const EMPTY_QUERY: Code = code(1065, "42000");
 pub const UNKNOWN_ERROR: Code = code(1105, "HY000");
 /// ER_NET_PACKET_TOO_LARGE: a packet over `mysql_max_packet`.
 pub const NET_PACKET_TOO_LARGE: Code = code(1153, "08S01");
+/// ER_WRONG_VALUE_FOR_VAR: `SET autocommit` to something not a switch.
+pub const WRONG_VALUE_FOR_VAR: Code = code(1231, "42000");
 /// ER_UNKNOWN_STMT_HANDLER: a prepared statement id the client never got.
 pub const UNKNOWN_STMT_HANDLER: Code = code(1243, "HY000");
 /// ER_TRUNCATED_WRONG_VALUE_FOR_FIELD: query text sluice cannot read.

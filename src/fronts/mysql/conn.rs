@@ -31,11 +31,7 @@ async fn malformed(wire: &mut Wire, message: String) -> Result<(), ConnError> {
 }
 
 fn status(session: &Session) -> StatusFlags {
-    if session.in_transaction() {
-        StatusFlags::SERVER_STATUS_AUTOCOMMIT | StatusFlags::SERVER_STATUS_IN_TRANS
-    } else {
-        StatusFlags::SERVER_STATUS_AUTOCOMMIT
-    }
+    session.status()
 }
 
 /// Serve one client until it quits, errs, or sluice stops.
@@ -46,10 +42,11 @@ pub async fn serve(
 ) -> Result<(), ConnError> {
     let _ = stream.set_nodelay(true);
     let mut wire = Wire::new(stream, state.cfg.max_packet);
-    let Greeted { salt, db } = handshake::greet(&mut wire, &state, conn_id).await?;
+    let Greeted { salt, db, charset } = handshake::greet(&mut wire, &state, conn_id).await?;
     let mut session = Session::new(
         state.engine.clone(),
         db.clone().or_else(|| Some(state.default_db.clone())),
+        charset,
         state.cfg.hold,
         state.bootstrap.clone(),
     );
@@ -61,14 +58,7 @@ pub async fn serve(
             return Ok(());
         }
     }
-    wire.send(ok_packet(
-        0,
-        0,
-        StatusFlags::SERVER_STATUS_AUTOCOMMIT,
-        0,
-        "",
-    ))
-    .await?;
+    wire.send(ok_packet(0, 0, session.status(), 0, "")).await?;
     wire.flush().await?;
 
     loop {

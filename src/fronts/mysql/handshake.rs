@@ -7,6 +7,7 @@ use super::codes;
 use super::packets;
 use super::wire::{ConnError, Wire};
 use super::FrontState;
+use mysql_common::collations::{Collation, CollationId};
 use mysql_common::constants::{CapabilityFlags, StatusFlags};
 use mysql_common::io::ParseBuf;
 use mysql_common::packets::{AuthPlugin, AuthSwitchRequest, HandshakePacket, HandshakeResponse};
@@ -42,6 +43,22 @@ pub struct Greeted {
     pub salt: [u8; 20],
     /// The database named in the handshake, if any.
     pub db: Option<String>,
+    /// The character set of the collation the client asked for in its
+    /// handshake (`None`: one MariaDB does not know, so the server's
+    /// default, as MariaDB does).
+    pub charset: Option<String>,
+}
+
+/// The character set of handshake collation `id`, if MariaDB knows it.
+/// Ids up to 254 mean the same to MariaDB and MySQL; 255 and above are
+/// MySQL's own (`utf8mb4_0900_ai_ci`), which MariaDB replaces by its
+/// default.
+pub fn handshake_charset(id: u8) -> Option<String> {
+    if id == 0 || id == 255 {
+        return None;
+    }
+    let c = Collation::resolve(CollationId::from(u16::from(id)));
+    (c.id() != CollationId::UNKNOWN_COLLATION_ID).then(|| c.charset().to_string())
 }
 
 /// Greet the client, read its handshake response and authenticate it; on
@@ -120,7 +137,11 @@ pub async fn greet(
         token = p.payload.to_vec();
     }
     authenticate(wire, state, &salt, user, &token).await?;
-    Ok(Greeted { salt, db })
+    Ok(Greeted {
+        salt,
+        db,
+        charset: handshake_charset(resp.collation()),
+    })
 }
 
 /// Check `token` for `user` against the configured hashes; on failure send

@@ -29,6 +29,29 @@ pub fn ok_packet(
     b
 }
 
+/// A column definition (Protocol::ColumnDefinition41), fields in protocol
+/// order: catalog, schema, table, original table, name, original name, the
+/// fixed-length block (character set, length, type, flags, decimals).
+/// Written here rather than by `mysql_common` 0.37, whose serializer puts
+/// the length before the character set.
+pub fn column_definition(c: &mysql_async::Column) -> Vec<u8> {
+    let mut b = Vec::with_capacity(64);
+    put_lenenc_bytes(&mut b, b"def");
+    put_lenenc_bytes(&mut b, c.schema_ref());
+    put_lenenc_bytes(&mut b, c.table_ref());
+    put_lenenc_bytes(&mut b, c.org_table_ref());
+    put_lenenc_bytes(&mut b, c.name_ref());
+    put_lenenc_bytes(&mut b, c.org_name_ref());
+    b.push(0x0c);
+    b.extend_from_slice(&c.character_set().to_le_bytes());
+    b.extend_from_slice(&c.column_length().to_le_bytes());
+    b.push(c.column_type() as u8);
+    b.extend_from_slice(&c.flags().bits().to_le_bytes());
+    b.push(c.decimals());
+    b.extend_from_slice(&[0, 0]);
+    b
+}
+
 pub fn eof_packet(status: StatusFlags, warnings: u16) -> Vec<u8> {
     let mut b = vec![0xfe];
     b.extend_from_slice(&warnings.to_le_bytes());
@@ -69,5 +92,39 @@ pub fn put_text_value(b: &mut Vec<u8>, v: &Value) {
             let s = other.as_sql(true);
             put_lenenc_bytes(b, s.trim_matches('\'').as_bytes())
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mysql_common::constants::{ColumnFlags, ColumnType};
+    use mysql_common::io::ParseBuf;
+    use mysql_common::proto::MyDeserialize;
+
+    #[test]
+    fn a_column_definition_reads_back_field_for_field() {
+        let c = mysql_async::Column::new(ColumnType::MYSQL_TYPE_VAR_STRING)
+            .with_schema(b"app")
+            .with_table(b"t")
+            .with_org_table(b"t")
+            .with_name(b"v")
+            .with_org_name(b"v")
+            .with_character_set(45)
+            .with_column_length(1020)
+            .with_flags(ColumnFlags::NOT_NULL_FLAG)
+            .with_decimals(0);
+        let bytes = column_definition(&c);
+        let back = mysql_async::Column::deserialize((), &mut ParseBuf(&bytes)).unwrap();
+        assert_eq!(back.character_set(), 45);
+        assert_eq!(back.column_length(), 1020);
+        assert_eq!(back.column_type(), ColumnType::MYSQL_TYPE_VAR_STRING);
+        assert_eq!(back.flags(), ColumnFlags::NOT_NULL_FLAG);
+        assert_eq!(back.name_ref(), b"v");
+        assert_eq!(back.schema_ref(), b"app");
+        // The fixed block: 0x0c, charset 45, length 1020, type 253.
+        let fixed = &bytes[bytes.len() - 13..];
+        assert_eq!(fixed[..7], [0x0c, 45, 0, 0xfc, 0x03, 0, 0]);
+        assert_eq!(fixed[7], 253);
     }
 }

@@ -16,15 +16,34 @@ use crate::engine::{Engine, EngineError, Submitted, WriteRequest};
 use crate::sql::{self, StatementClass};
 use crate::write::{Param, RequestContext, SqlText, Statement};
 use mysql_async::{Column, Value};
-use mysql_common::constants::{ColumnFlags, ColumnType};
+use mysql_common::constants::{ColumnFlags, ColumnType, StatusFlags};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-/// Answers to the bootstrap queries drivers send on connect (`SELECT @@…`,
-/// `SHOW VARIABLES …`), remembered from MariaDB so that clients can still
-/// connect while it does not answer.
-pub type BootstrapCache = Arc<Mutex<HashMap<String, Forwarded>>>;
+/// What MariaDB answered to what drivers send on connect, remembered so
+/// that clients can still connect while it does not answer: the bootstrap
+/// queries (`SELECT @@…`, `SHOW VARIABLES …`), and how MariaDB resolved a
+/// `SET` of tracked settings (`sql_mode = CONCAT(@@sql_mode, …)`) from a
+/// given starting point.
+#[derive(Default)]
+pub struct Remembered {
+    answers: Mutex<HashMap<String, Forwarded>>,
+    settings: Mutex<HashMap<(String, Settings), Settings>>,
+}
+
+/// The tracked settings: `sql_mode`, `time_zone`, character set.
+type Settings = (Option<String>, Option<String>, Option<String>);
+
+pub type BootstrapCache = Arc<Remembered>;
+
+fn settings_of(ctx: &RequestContext) -> Settings {
+    (
+        ctx.sql_mode.clone(),
+        ctx.time_zone.clone(),
+        ctx.charset.clone(),
+    )
+}
 
 fn is_bootstrap(sql: &str) -> bool {
     let s = sql.trim_start().to_ascii_uppercase();
@@ -66,6 +85,12 @@ enum Txn {
 pub struct Session {
     engine: Engine,
     pub ctx: RequestContext,
+    /// The character set the client's handshake asked for: a reset
+    /// returns to it.
+    handshake_charset: Option<String>,
+    /// The `sql_mode` a new MariaDB session starts with, as sluice last read
+    /// it when this client connected.
+    server_sql_mode: Option<String>,
     autocommit: bool,
     txn: Txn,
     pass: Forwarder,
@@ -79,10 +104,12 @@ impl Session {
     pub fn new(
         engine: Engine,
         database: Option<String>,
+        charset: Option<String>,
         hold: Duration,
         cache: BootstrapCache,
     ) -> Self {
         let pass = engine.forwarder();
+        let server_sql_mode = engine.server_sql_mode();
         Session {
             cache,
             statements: HashMap::new(),
@@ -90,8 +117,11 @@ impl Session {
             engine,
             ctx: RequestContext {
                 database,
+                charset: charset.clone(),
                 ..Default::default()
             },
+            handshake_charset: charset,
+            server_sql_mode,
             autocommit: true,
             txn: Txn::None,
             pass,
@@ -99,13 +129,39 @@ impl Session {
         }
     }
 
-    /// How MariaDB reads this session's statements now.
+    /// How MariaDB reads this session's statements now (a session that
+    /// never set `sql_mode` has the server's).
     fn dialect(&self) -> sql::Dialect {
-        sql::Dialect::of_session(self.ctx.sql_mode.as_deref(), self.ctx.charset.as_deref())
+        sql::Dialect::of_session(
+            self.ctx
+                .sql_mode
+                .as_deref()
+                .or(self.server_sql_mode.as_deref()),
+            self.ctx.charset.as_deref(),
+        )
     }
 
     pub fn in_transaction(&self) -> bool {
         !matches!(self.txn, Txn::None)
+    }
+
+    /// The status flags MariaDB would send for this session now: in every
+    /// OK and EOF. Drivers trust them: a client that reads no
+    /// `AUTOCOMMIT` sends `SET autocommit=1` when asked to commit
+    /// automatically, and one that reads `NO_BACKSLASH_ESCAPES` escapes
+    /// quotes by doubling them.
+    pub fn status(&self) -> StatusFlags {
+        let mut s = StatusFlags::empty();
+        if self.autocommit {
+            s |= StatusFlags::SERVER_STATUS_AUTOCOMMIT;
+        }
+        if self.in_transaction() {
+            s |= StatusFlags::SERVER_STATUS_IN_TRANS;
+        }
+        if self.dialect().no_backslash_escapes {
+            s |= StatusFlags::SERVER_STATUS_NO_BACKSLASH_ESCAPES;
+        }
+        s
     }
 
     /// COM_RESET_CONNECTION: back to a fresh session (same user and database).
@@ -113,6 +169,7 @@ impl Session {
         let db = self.ctx.database.take();
         self.ctx = RequestContext {
             database: db,
+            charset: self.handshake_charset.clone(),
             ..Default::default()
         };
         self.autocommit = true;
@@ -388,6 +445,13 @@ impl Session {
         }
     }
 
+    /// `USE` and `SET`. A `SET` goes to MariaDB verbatim (sluice never
+    /// rebuilds it), and the settings that travel with queued writes are
+    /// read back from MariaDB afterwards, as it resolved them. Only while
+    /// MariaDB does not answer are plain values taken as written (a
+    /// character set name, a list of mode names, a zone), so that drivers
+    /// can connect during a stall. `autocommit` is the session's own, as in
+    /// MariaDB: turning it on commits the open transaction.
     async fn session_statement(&mut self, keyword: &str, sql: &[u8]) -> Reply {
         let text = String::from_utf8_lossy(sql);
         if keyword == "USE" {
@@ -397,56 +461,133 @@ impl Session {
             return self.use_database(&db).await;
         }
         let assignments = parse_set(&text);
-        let mut forward = false;
+        let mut autocommit = None;
         for (name, value) in &assignments {
-            match name.as_str() {
-                "names" => {
-                    self.ctx.charset =
-                        Some(value.split_whitespace().next().unwrap_or("").to_string())
-                }
-                // An expression (`(SELECT CONCAT(@@sql_mode, …))`) is resolved
-                // by reading the value back once MariaDB has run it.
-                "sql_mode" if is_literal(value) => self.ctx.sql_mode = Some(value.clone()),
-                "time_zone" if is_literal(value) => self.ctx.time_zone = Some(value.clone()),
-                "autocommit" => {
-                    let on = matches!(value.to_ascii_lowercase().as_str(), "1" | "on" | "true");
-                    if on && !self.autocommit {
-                        // Turning autocommit on commits the open transaction.
-                        if let Some(err) = self.commit_buffered().await {
-                            return err;
-                        }
+            if name == "autocommit" {
+                match switch_value(value) {
+                    Some(on) => autocommit = Some(on),
+                    None => {
+                        return Reply::err(
+                            codes::WRONG_VALUE_FOR_VAR,
+                            format!("Variable 'autocommit' can't be set to the value of '{value}'"),
+                        )
                     }
-                    self.autocommit = on;
-                    continue; // never forwarded: the pass-through stays autocommit
                 }
-                _ => {}
             }
-            forward = true;
         }
-        if !forward && !assignments.is_empty() {
+        if let Some(on) = autocommit {
+            if on && !self.autocommit {
+                if let Err(r) = self.commit_open().await {
+                    return r;
+                }
+            }
+            self.autocommit = on;
+        }
+        let rest: Vec<&(String, String)> = assignments
+            .iter()
+            .filter(|(n, _)| n != "autocommit")
+            .collect();
+        if autocommit.is_some() && rest.is_empty() {
             return Reply::ok();
         }
-        let tracked = assignments
-            .iter()
-            .any(|(n, _)| matches!(n.as_str(), "names" | "sql_mode" | "time_zone"));
+        let tracked = |n: &str| {
+            matches!(
+                n,
+                "names"
+                    | "character set"
+                    | "sql_mode"
+                    | "time_zone"
+                    | "character_set_client"
+                    | "character_set_connection"
+                    | "character_set_results"
+                    | "collation_connection"
+            )
+        };
         match self.pass.query(sql, &self.ctx, Forward::Read, "SET").await {
             Ok(r) => {
-                if tracked {
-                    self.read_back_context().await;
+                if autocommit == Some(false) {
+                    // The pass-through connection stays autocommit: the
+                    // session's transaction is sluice's to hold.
+                    let _ = self
+                        .pass
+                        .query(b"SET autocommit = 1", &self.ctx, Forward::Read, "SET")
+                        .await;
+                }
+                if rest.iter().any(|(n, _)| tracked(n)) {
+                    let before = settings_of(&self.ctx);
+                    if self.read_back_context().await {
+                        self.cache
+                            .settings
+                            .lock()
+                            .unwrap_or_else(|p| p.into_inner())
+                            .insert((text.to_string(), before), settings_of(&self.ctx));
+                    }
                 }
                 Reply::from_forwarded(r)
             }
-            // Tracked settings travel with queued writes; a pass-through
-            // connection gets them when it reconnects.
-            Err(EngineError::NoAnswer(_))
-                if assignments
-                    .iter()
-                    .all(|(n, _)| matches!(n.as_str(), "names" | "sql_mode" | "time_zone"))
-                    && !assignments.is_empty() =>
-            {
+            Err(e @ EngineError::NoAnswer(_)) => {
+                let known = self
+                    .cache
+                    .settings
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .get(&(text.to_string(), settings_of(&self.ctx)))
+                    .cloned();
+                if let Some((sql_mode, time_zone, charset)) = known {
+                    // MariaDB resolved this same SET from this same point.
+                    self.ctx.sql_mode = sql_mode;
+                    self.ctx.time_zone = time_zone;
+                    self.ctx.charset = charset;
+                    return Reply::ok();
+                }
+                let mut next = self.ctx.clone();
+                for (name, value) in &rest {
+                    let ok = match name.as_str() {
+                        "names" | "character set" if is_name(value) => {
+                            next.charset = Some(value.clone());
+                            true
+                        }
+                        "sql_mode" if is_mode_list(value) => {
+                            next.sql_mode = Some(value.clone());
+                            true
+                        }
+                        "time_zone"
+                            if is_literal(value) && !value.eq_ignore_ascii_case("default") =>
+                        {
+                            next.time_zone = Some(value.clone());
+                            true
+                        }
+                        _ => false,
+                    };
+                    if !ok {
+                        // Only MariaDB can say what this means.
+                        return engine_reply(e);
+                    }
+                }
+                self.ctx = next;
                 Reply::ok()
             }
             Err(e) => engine_reply(e),
+        }
+    }
+
+    /// Commit what the session holds open: a buffered transaction is
+    /// submitted; a live one is committed on MariaDB.
+    async fn commit_open(&mut self) -> Result<(), Reply> {
+        if matches!(self.txn, Txn::Live) {
+            self.end_live_txn();
+            return match self
+                .pass
+                .query(b"COMMIT", &self.ctx, Forward::Read, "COMMIT")
+                .await
+            {
+                Ok(_) => Ok(()),
+                Err(e) => Err(engine_reply(e)),
+            };
+        }
+        match self.commit_buffered().await {
+            Some(err) => Err(err),
+            None => Ok(()),
         }
     }
 
@@ -524,8 +665,8 @@ impl Session {
     }
 
     /// Record the session context as MariaDB resolved it, so queued writes
-    /// replay with exactly these values.
-    async fn read_back_context(&mut self) {
+    /// replay with exactly these values; `false` when it could not be read.
+    async fn read_back_context(&mut self) -> bool {
         let sql = b"SELECT @@session.sql_mode, @@session.time_zone, @@session.character_set_client";
         if let Ok(r) = self
             .pass
@@ -543,8 +684,10 @@ impl Session {
                     self.ctx.charset = Some(cs);
                 }
                 self.pass.adopt(&self.ctx);
+                return true;
             }
         }
+        false
     }
 
     async fn pass_through(&mut self, sql: &[u8], kind: Forward, keyword: &str) -> Reply {
@@ -555,6 +698,7 @@ impl Session {
                 hide_server_socket(&mut r);
                 if bootstrap {
                     self.cache
+                        .answers
                         .lock()
                         .unwrap_or_else(|p| p.into_inner())
                         .insert(text.trim().to_string(), r.clone());
@@ -564,6 +708,7 @@ impl Session {
             Err(e @ EngineError::NoAnswer(_)) if bootstrap => {
                 let cached = self
                     .cache
+                    .answers
                     .lock()
                     .unwrap_or_else(|p| p.into_inner())
                     .get(text.trim())
@@ -646,9 +791,8 @@ fn parse_set(sql: &str) -> Vec<(String, String)> {
     let mut out = Vec::new();
     for part in split_outside_quotes(body) {
         let part = part.trim();
-        let lower = part.to_ascii_lowercase();
-        if lower.starts_with("names ") {
-            out.push(("names".into(), unquote(part[6..].trim())));
+        if let Some((name, cs)) = charset_clause(part) {
+            out.push((name.into(), cs));
             continue;
         }
         let Some((name, value)) = part.split_once('=') else {
@@ -666,6 +810,46 @@ fn parse_set(sql: &str) -> Vec<(String, String)> {
         out.push((name, unquote(value.trim())));
     }
     out
+}
+
+/// `ON`/`OFF` in the forms MariaDB takes for a switch (`DEFAULT` is on,
+/// for `autocommit`); `None` for anything else.
+fn switch_value(v: &str) -> Option<bool> {
+    match v.to_ascii_lowercase().as_str() {
+        "1" | "on" | "true" | "default" => Some(true),
+        "0" | "off" | "false" => Some(false),
+        _ => None,
+    }
+}
+
+/// A character set or collation name.
+fn is_name(v: &str) -> bool {
+    !v.is_empty() && v.len() <= 32 && v.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+}
+
+/// A list of `sql_mode` names (not `DEFAULT`, not an expression).
+fn is_mode_list(v: &str) -> bool {
+    v.len() <= 1024
+        && !v.eq_ignore_ascii_case("default")
+        && v.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b',')
+}
+
+/// `NAMES cs [COLLATE co]`, `CHARACTER SET cs` or `CHARSET cs`: which
+/// form, and the character set (its first word).
+fn charset_clause(part: &str) -> Option<(&'static str, String)> {
+    let lower = part.to_ascii_lowercase();
+    [
+        ("names ", "names"),
+        ("character set ", "character set"),
+        ("charset ", "character set"),
+    ]
+    .into_iter()
+    .find(|(prefix, _)| lower.starts_with(prefix))
+    .map(|(prefix, name)| {
+        let cs = part[prefix.len()..].split_whitespace().next().unwrap_or("");
+        (name, unquote(cs))
+    })
 }
 
 /// A plain value (not an expression to be evaluated by MariaDB).
@@ -730,5 +914,26 @@ mod tests {
             parse_set("set autocommit=0"),
             vec![("autocommit".into(), "0".into())]
         );
+        // What mysql-connector-python sends on every connect.
+        assert_eq!(
+            parse_set("SET NAMES 'utf8mb4' COLLATE 'utf8mb4_general_ci'"),
+            vec![("names".into(), "utf8mb4".into())]
+        );
+        assert_eq!(
+            parse_set("SET CHARACTER SET gbk"),
+            vec![("character set".into(), "gbk".into())]
+        );
+        assert_eq!(
+            parse_set("SET @@session.autocommit = OFF, sql_mode = DEFAULT"),
+            vec![
+                ("autocommit".into(), "OFF".into()),
+                ("sql_mode".into(), "DEFAULT".into())
+            ]
+        );
+        assert_eq!(switch_value("OFF"), Some(false));
+        assert_eq!(switch_value("DEFAULT"), Some(true));
+        assert_eq!(switch_value("@x"), None);
+        assert!(!is_mode_list("DEFAULT") && is_mode_list("ANSI_QUOTES,STRICT_ALL_TABLES"));
+        assert!(!is_name("utf8mb4'"));
     }
 }

@@ -3,13 +3,12 @@
 //! and result-set packets. It knows nothing of what a command means.
 
 use super::codec::{put_lenenc_int, CodecError, Packet, PacketCodec};
-use super::packets::{eof_packet, err_packet, ok_packet, put_text_value};
+use super::packets::{column_definition, eof_packet, err_packet, ok_packet, put_text_value};
 use super::prepared;
 use super::reply::Reply;
 use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
 use mysql_common::constants::StatusFlags;
-use mysql_common::proto::MySerialize;
 use std::sync::Arc;
 use thiserror::Error;
 use tokio::net::TcpStream;
@@ -84,9 +83,7 @@ impl Wire {
         status: StatusFlags,
     ) -> Result<(), ConnError> {
         for c in columns {
-            let mut buf = Vec::new();
-            c.serialize(&mut buf);
-            self.send(buf).await?;
+            self.send(column_definition(c)).await?;
         }
         self.send(eof_packet(status, 0)).await
     }

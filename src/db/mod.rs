@@ -704,12 +704,18 @@ impl Database {
 }
 
 /// The text sluice sends MariaDB for one client statement in session
-/// `ctx` (as a batch holds it, parameters spelled as literals). Public so
-/// that the fuzz targets can check, for any text and any parameters, that
-/// it is one statement in every mode and character set.
-pub fn statement_form(ctx: &crate::write::SessionContext, sql: &[u8], params: &[Param]) -> String {
+/// `ctx` (as a batch holds it, parameters spelled as literals): one
+/// statement by construction, whatever the text holds. The fuzz targets
+/// check that for any text and any parameters, in every mode and
+/// character set.
+pub fn statement_form(
+    ctx: &crate::write::SessionContext,
+    clock: Clock,
+    sql: &[u8],
+    params: &[Param],
+) -> String {
     let params: Vec<&Param> = params.iter().collect();
-    batch::statement(ctx, Clock::Accepted, sql, &params, None)
+    batch::statement(ctx, clock, sql, &params, None)
 }
 
 /// A write parameter as a driver value.

@@ -60,6 +60,27 @@ impl Engine {
             .await
     }
 
+    /// A fresh write id, for a transaction a front runs on MariaDB itself
+    /// and commits with a ledger row under this id (see
+    /// [`forward::Forwarder::commit_live`]).
+    pub fn next_write_id(&self) -> WriteId {
+        self.inner.ids.next()
+    }
+
+    /// The writes of such a transaction whose COMMIT got no answer: it may
+    /// have committed under `id`. They are applied or queued under that
+    /// same id, so the ledger applies them at most once (a replay finds the
+    /// row, or waits on it while the original is still in flight).
+    pub async fn submit_as(
+        &self,
+        id: WriteId,
+        req: WriteRequest,
+    ) -> Result<Submitted, EngineError> {
+        validate::validate(&req.statements, &req.context, None)?;
+        self.dispatch(build_write(id, &req), req.wait, Origin::Client)
+            .await
+    }
+
     /// A repeated idempotency key: answer with the first write's fate.
     async fn resume(&self, id: WriteId, req: WriteRequest) -> Result<Submitted, EngineError> {
         let rx = self.register(id);

@@ -12,7 +12,8 @@ use super::mode::Mode;
 use super::{Engine, EngineError};
 use crate::db::passthrough::Passthrough;
 use crate::db::{to_value, DbError};
-use crate::write::{RequestContext, SqlText, Statement};
+use crate::db::Clock;
+use crate::write::{RequestContext, SqlText, Statement, WriteId};
 use mysql_async::{Column, Value};
 
 /// What MariaDB answered to a forwarded statement.
@@ -119,6 +120,53 @@ impl Forwarder {
             }
         }
         Ok(())
+    }
+
+    /// One write statement inside a live transaction, with MariaDB's own
+    /// answer. A text statement travels as data (`EXECUTE IMMEDIATE X'…'`,
+    /// one statement by construction); one with parameters is prepared on
+    /// MariaDB and bound through the binary protocol, exactly as the
+    /// driver would have.
+    pub async fn write_live(
+        &mut self,
+        st: &Statement,
+        ctx: &RequestContext,
+    ) -> Result<Forwarded, EngineError> {
+        let r = if st.params.is_empty() {
+            let text = crate::db::statement_form(&ctx.at(0), Clock::Now, st.sql.as_bytes(), &[]);
+            self.pass.query(text.as_bytes(), ctx).await
+        } else {
+            let params = st.params.iter().map(to_value).collect();
+            self.pass.execute(st.sql.as_bytes(), params, ctx).await
+        };
+        r.map_err(forward_error)
+    }
+
+    /// Commit the live transaction. With `id` (it wrote something), a
+    /// ledger row under `id` commits with it, so that if the COMMIT's
+    /// answer is lost the writes can be queued under the same id and
+    /// applied at most once.
+    pub async fn commit_live(
+        &mut self,
+        id: Option<WriteId>,
+        ctx: &RequestContext,
+    ) -> Result<(), EngineError> {
+        if let Some(id) = id {
+            let db = self.engine.inner.db();
+            let row = crate::db::ledger::insert_values_sql(db.ledger_table(), &[format!("('{id}', NULL)")]);
+            if let Err(e) = self.pass.query(row.as_bytes(), ctx).await {
+                let e = forward_error(e);
+                if !matches!(e, EngineError::NoAnswer(_)) {
+                    let _ = self.pass.query(b"ROLLBACK", ctx).await;
+                }
+                return Err(e);
+            }
+        }
+        self.pass
+            .query(b"COMMIT", ctx)
+            .await
+            .map(|_| ())
+            .map_err(forward_error)
     }
 
     /// The client's own forwarded `USE`/`SET` already put the connection in

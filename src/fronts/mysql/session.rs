@@ -77,9 +77,11 @@ enum Txn {
     /// An open transaction of writes only, held by sluice and submitted as
     /// one engine write at COMMIT.
     Buffered(Vec<Statement>),
-    /// The transaction read something while MariaDB answered, so it became
-    /// a real transaction on the client's forwarding connection.
-    Live,
+    /// A real transaction on the client's forwarding connection: begun
+    /// while sluice was `direct` (or promoted by a read), so every statement
+    /// gets MariaDB's own answer. Holds the writes that ran in it, to be
+    /// queued as one write should MariaDB stop answering before COMMIT.
+    Live(Vec<Statement>),
 }
 
 pub struct Session {
@@ -241,9 +243,10 @@ impl Session {
         let (sql, class) = (st.sql.clone(), st.class);
         let types: Vec<ColumnType> = st.types.iter().map(|t| t.0).collect();
         let keyword = sql::scan(sql.as_bytes(), self.dialect()).keyword;
-        if matches!(self.txn, Txn::Live)
+        if matches!(self.txn, Txn::Live(_))
             && class != StatementClass::Transaction
             && class != StatementClass::Session
+            && class != StatementClass::Write
         {
             return self
                 .pass_execute(sql.as_bytes(), params, Forward::Read, &keyword)
@@ -318,8 +321,8 @@ impl Session {
                 "sluice accepts one statement per query; send statements one at a time",
             );
         }
-        if matches!(self.txn, Txn::Live) {
-            return self.live(&scan.keyword, scan.class, sql).await;
+        if matches!(self.txn, Txn::Live(_)) {
+            return self.live(&scan.keyword, scan.class, sql, scan.placeholders).await;
         }
         match scan.class {
             StatementClass::Write => self.write(sql, scan.placeholders).await,
@@ -368,15 +371,85 @@ impl Session {
     }
 
     async fn write_statement(&mut self, st: Statement) -> Reply {
-        if let Txn::Buffered(txn) = &mut self.txn {
-            txn.push(st);
-            return Reply::ok();
+        if matches!(self.txn, Txn::None) && !self.autocommit {
+            // Without autocommit every statement is in a transaction.
+            self.begin().await;
         }
-        if !self.autocommit {
-            self.txn = Txn::Buffered(vec![st]);
-            return Reply::ok();
+        match &mut self.txn {
+            Txn::Buffered(txn) => {
+                txn.push(st);
+                Reply::ok()
+            }
+            Txn::Live(_) => self.live_write(st).await,
+            Txn::None => self.submit(vec![st]).await,
         }
-        self.submit(vec![st]).await
+    }
+
+    /// Open a transaction: a real one on MariaDB while sluice is `direct`
+    /// and MariaDB answers (each statement then gets MariaDB's own answer),
+    /// otherwise one sluice holds and submits at COMMIT.
+    async fn begin(&mut self) {
+        self.txn = match self.pass.begin_live(Vec::new(), &self.ctx).await {
+            Ok(()) => Txn::Live(Vec::new()),
+            Err(_) => Txn::Buffered(Vec::new()),
+        };
+    }
+
+    /// A write inside a live transaction. If MariaDB stops answering, its
+    /// connection is dropped (MariaDB rolls the transaction back) and the
+    /// transaction goes on held by sluice, with the writes that ran so far:
+    /// the client sees delay, not an error.
+    async fn live_write(&mut self, st: Statement) -> Reply {
+        match self.pass.write_live(&st, &self.ctx).await {
+            Ok(r) => {
+                if let Txn::Live(done) = &mut self.txn {
+                    done.push(st);
+                }
+                Reply::from_forwarded(r)
+            }
+            Err(EngineError::NoAnswer(_)) => {
+                let Txn::Live(mut done) = std::mem::replace(&mut self.txn, Txn::None) else {
+                    unreachable!("a live transaction");
+                };
+                done.push(st);
+                self.txn = Txn::Buffered(done);
+                Reply::ok()
+            }
+            Err(e) => {
+                self.hold_if_lost();
+                engine_reply(e)
+            }
+        }
+    }
+
+    /// Commit the live transaction: with a ledger row when it wrote
+    /// something, so that a COMMIT whose answer is lost is queued under
+    /// the same id and applied at most once.
+    async fn commit_live(&mut self) -> Reply {
+        let Txn::Live(done) = std::mem::replace(&mut self.txn, Txn::None) else {
+            return Reply::ok();
+        };
+        let id = (!done.is_empty()).then(|| self.engine.next_write_id());
+        match self.pass.commit_live(id, &self.ctx).await {
+            Ok(()) => Reply::ok(),
+            Err(EngineError::NoAnswer(_)) => match id {
+                None => Reply::ok(),
+                Some(id) => {
+                    let req = WriteRequest {
+                        statements: done,
+                        context: self.ctx.clone(),
+                        idempotency_key: None,
+                        ordering_key: None,
+                        wait: self.hold,
+                    };
+                    match self.engine.submit_as(id, req).await {
+                        Ok(_) => Reply::ok(),
+                        Err(e) => engine_reply(e),
+                    }
+                }
+            },
+            Err(e) => engine_reply(e),
+        }
     }
 
     /// Submit the open buffered transaction, if it holds anything; `Some`
@@ -427,18 +500,28 @@ impl Session {
         match keyword {
             "BEGIN" | "START" if keyword == "BEGIN" || upper.starts_with("START TRANSACTION") => {
                 // BEGIN inside a transaction commits the open one, as in MariaDB.
-                if let Some(err) = self.commit_buffered().await {
+                if let Err(err) = self.commit_open().await {
                     return err;
                 }
-                self.txn = Txn::Buffered(Vec::new());
+                self.begin().await;
                 Reply::ok()
             }
             "COMMIT" => match std::mem::replace(&mut self.txn, Txn::None) {
                 Txn::Buffered(stmts) if !stmts.is_empty() => self.submit(stmts).await,
+                live @ Txn::Live(_) => {
+                    self.txn = live;
+                    self.commit_live().await
+                }
                 _ => Reply::ok(),
             },
             "ROLLBACK" if !upper.contains(" TO ") => {
-                self.txn = Txn::None;
+                if matches!(std::mem::replace(&mut self.txn, Txn::None), Txn::Live(_)) {
+                    // Whatever MariaDB answers, the transaction is over.
+                    let _ = self
+                        .pass
+                        .query(b"ROLLBACK", &self.ctx, Forward::Read, "ROLLBACK")
+                        .await;
+                }
                 Reply::ok()
             }
             _ => Reply::err(codes::UNKNOWN_ERROR, format!("{keyword} is not supported by sluice's MySQL front (savepoints and XA cannot be buffered)")),
@@ -574,15 +657,10 @@ impl Session {
     /// Commit what the session holds open: a buffered transaction is
     /// submitted; a live one is committed on MariaDB.
     async fn commit_open(&mut self) -> Result<(), Reply> {
-        if matches!(self.txn, Txn::Live) {
-            self.end_live_txn();
-            return match self
-                .pass
-                .query(b"COMMIT", &self.ctx, Forward::Read, "COMMIT")
-                .await
-            {
-                Ok(_) => Ok(()),
-                Err(e) => Err(engine_reply(e)),
+        if matches!(self.txn, Txn::Live(_)) {
+            return match self.commit_live().await {
+                err @ Reply::Err(_) => Err(err),
+                _ => Ok(()),
             };
         }
         match self.commit_buffered().await {
@@ -601,7 +679,7 @@ impl Session {
         };
         match self.pass.begin_live(buffered.clone(), &self.ctx).await {
             Ok(()) => {
-                self.txn = Txn::Live;
+                self.txn = Txn::Live(buffered);
                 Ok(())
             }
             Err(e) => {
@@ -616,18 +694,38 @@ impl Session {
     }
 
     /// A statement inside a live (pass-through) transaction.
-    async fn live(&mut self, keyword: &str, class: StatementClass, sql: &[u8]) -> Reply {
-        if class == StatementClass::Transaction && matches!(keyword, "COMMIT" | "ROLLBACK") {
-            self.end_live_txn();
+    async fn live(
+        &mut self,
+        keyword: &str,
+        class: StatementClass,
+        sql: &[u8],
+        placeholders: usize,
+    ) -> Reply {
+        match class {
+            StatementClass::Transaction => {
+                self.transaction(keyword, &String::from_utf8_lossy(sql))
+                    .await
+            }
+            StatementClass::Session => self.session_statement(keyword, sql).await,
+            StatementClass::Write => self.write(sql, placeholders).await,
+            StatementClass::Ddl => {
+                // DDL commits the transaction implicitly, as in MariaDB.
+                let r = self.pass_through(sql, Forward::Unbufferable, keyword).await;
+                if matches!(r, Reply::Err(_)) {
+                    self.hold_if_lost();
+                } else {
+                    self.txn = Txn::None;
+                }
+                r
+            }
+            _ => {
+                let r = self.pass_through(sql, Forward::Read, keyword).await;
+                if matches!(r, Reply::Err(_)) {
+                    self.hold_if_lost();
+                }
+                r
+            }
         }
-        if class == StatementClass::Session {
-            return self.session_statement(keyword, sql).await;
-        }
-        let r = self.pass_through(sql, Forward::Read, keyword).await;
-        if matches!(r, Reply::Err(_)) {
-            self.end_live_txn_if_lost();
-        }
-        r
     }
 
     /// Execute a prepared statement on the pass-through connection.
@@ -646,21 +744,22 @@ impl Session {
             Ok(r) if r.columns.is_some() => Reply::BinaryRows(r),
             Ok(r) => Reply::from_forwarded(r),
             Err(e) => {
-                self.end_live_txn_if_lost();
+                self.hold_if_lost();
                 engine_reply(e)
             }
         }
     }
 
-    fn end_live_txn(&mut self) {
-        self.txn = Txn::None;
-    }
-
     /// The pass-through connection was dropped (a timeout or lost link):
-    /// MariaDB rolled back whatever live transaction it held.
-    fn end_live_txn_if_lost(&mut self) {
-        if matches!(self.txn, Txn::Live) && !self.pass.is_connected() {
-            self.end_live_txn();
+    /// MariaDB rolls back the live transaction it held. The writes the
+    /// client was told ran go on in a transaction sluice holds, submitted
+    /// at COMMIT (dropped at ROLLBACK), so nothing it was answered for is
+    /// lost.
+    fn hold_if_lost(&mut self) {
+        if matches!(self.txn, Txn::Live(_)) && !self.pass.is_connected() {
+            if let Txn::Live(done) = std::mem::replace(&mut self.txn, Txn::None) {
+                self.txn = Txn::Buffered(done);
+            }
         }
     }
 

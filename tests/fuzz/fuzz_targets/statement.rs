@@ -53,7 +53,8 @@ fuzz_target!(|data: &[u8]| {
         accepted_at_micros: i64::from(*split) * 1_000_003,
         ..Default::default()
     };
-    let out = sluice::db::statement_form(&ctx, sql, &params(raw_params));
+    let out =
+        sluice::db::statement_form(&ctx, sluice::db::Clock::Accepted, sql, &params(raw_params));
     assert!(
         out.bytes().all(|b| (0x20..0x7f).contains(&b) && b != b'\\'),
         "{out:?}"

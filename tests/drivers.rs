@@ -158,6 +158,19 @@ async fn every_driver_gets_the_same_answers_through_sluice_as_straight_to_mariad
         }
         let straight = tokio::task::block_in_place(|| direct(&d, oracle.port(), APP_PASSWORD));
         let through = tokio::task::block_in_place(|| direct(&d, front, "front-secret"));
+        // Straight to MariaDB the scenario's writes went in (a scenario that
+        // failed on its own would compare equal and prove nothing).
+        let round_trip = straight["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|st| st[0] == "round trip")
+            .map(|st| st[1].clone());
+        assert!(
+            round_trip.as_ref().and_then(|r| r.as_array()).is_some_and(|r| r.len() >= 7),
+            "{}: straight to MariaDB the scenario did not write: {round_trip:?}",
+            d.name
+        );
         for (a, b) in straight["steps"]
             .as_array()
             .unwrap()

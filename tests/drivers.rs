@@ -96,10 +96,22 @@ fn drivers(java_classes: &str) -> Vec<Driver> {
 fn direct(driver: &Driver, port: u16, password: &str) -> serde_json::Value {
     let out = Command::new(&driver.command[0])
         .args(&driver.command[1..])
-        .args(["direct", "127.0.0.1", &port.to_string(), APP_USER, password, APP_DB])
+        .args([
+            "direct",
+            "127.0.0.1",
+            &port.to_string(),
+            APP_USER,
+            password,
+            APP_DB,
+        ])
         .current_dir(root().join("tests/drivers"))
         .output()
-        .unwrap_or_else(|e| panic!("{}: {e}; install the drivers with `bash .ci/setup`", driver.name));
+        .unwrap_or_else(|e| {
+            panic!(
+                "{}: {e}; install the drivers with `bash .ci/setup`",
+                driver.name
+            )
+        });
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),
@@ -152,8 +164,16 @@ async fn every_driver_gets_the_same_answers_through_sluice_as_straight_to_mariad
         tempfile::tempdir().unwrap()
     };
     let mut failures = Vec::new();
+    let mut table = vec![
+        "| driver | version | steps compared straight and through sluice | through a stall |"
+            .to_string(),
+        "|---|---|---|---|".to_string(),
+    ];
     for d in drivers(&classes.path().display().to_string()) {
-        if only.as_deref().is_some_and(|o| !o.split(',').any(|n| n == d.name)) {
+        if only
+            .as_deref()
+            .is_some_and(|o| !o.split(',').any(|n| n == d.name))
+        {
             continue;
         }
         let straight = tokio::task::block_in_place(|| direct(&d, oracle.port(), APP_PASSWORD));
@@ -167,7 +187,10 @@ async fn every_driver_gets_the_same_answers_through_sluice_as_straight_to_mariad
             .find(|st| st[0] == "round trip")
             .map(|st| st[1].clone());
         assert!(
-            round_trip.as_ref().and_then(|r| r.as_array()).is_some_and(|r| r.len() >= 7),
+            round_trip
+                .as_ref()
+                .and_then(|r| r.as_array())
+                .is_some_and(|r| r.len() >= 7),
             "{}: straight to MariaDB the scenario did not write: {round_trip:?}",
             d.name
         );
@@ -182,20 +205,33 @@ async fn every_driver_gets_the_same_answers_through_sluice_as_straight_to_mariad
             }
         }
         if straight != through && failures.is_empty() {
-            failures.push(format!("{}: straight {straight}\nthrough sluice {through}", d.name));
+            failures.push(format!(
+                "{}: straight {straight}\nthrough sluice {through}",
+                d.name
+            ));
         }
         let (x, y) = (
             written(&oracle, d.name, 0, 99).await,
             written(&behind, d.name, 0, 99).await,
         );
         if x != y {
-            failures.push(format!("{}: rows straight {x:?}, through sluice {y:?}", d.name));
+            failures.push(format!(
+                "{}: rows straight {x:?}, through sluice {y:?}",
+                d.name
+            ));
         }
 
         // Through a stall, on a connection opened before it.
         let mut child = Command::new(&d.command[0])
             .args(&d.command[1..])
-            .args(["stall", "127.0.0.1", &front.to_string(), APP_USER, "front-secret", APP_DB])
+            .args([
+                "stall",
+                "127.0.0.1",
+                &front.to_string(),
+                APP_USER,
+                "front-secret",
+                APP_DB,
+            ])
             .current_dir(root().join("tests/drivers"))
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -203,7 +239,12 @@ async fn every_driver_gets_the_same_answers_through_sluice_as_straight_to_mariad
             .unwrap();
         let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
         let ready = tokio::task::block_in_place(|| lines.next());
-        assert_eq!(ready.map(|l| l.unwrap()), Some("ready".into()), "{}", d.name);
+        assert_eq!(
+            ready.map(|l| l.unwrap()),
+            Some("ready".into()),
+            "{}",
+            d.name
+        );
         behind.pause();
         s.wait_mode("buffering", Duration::from_secs(10)).await;
         writeln!(child.stdin.as_mut().unwrap(), "go").unwrap();
@@ -214,7 +255,10 @@ async fn every_driver_gets_the_same_answers_through_sluice_as_straight_to_mariad
         behind.resume();
         s.wait_drained(Duration::from_secs(30)).await;
         if outcome.0.as_deref() != Some("done") || !outcome.1.success() {
-            failures.push(format!("{}: through a stall the driver got an error ({:?})", d.name, outcome));
+            failures.push(format!(
+                "{}: through a stall the driver got an error ({:?})",
+                d.name, outcome
+            ));
         }
         let ks: Vec<Option<String>> = behind
             .query_strings(&format!(
@@ -224,9 +268,32 @@ async fn every_driver_gets_the_same_answers_through_sluice_as_straight_to_mariad
             .await
             .unwrap();
         let want: Vec<Option<String>> = (100..=108).map(|k| Some(k.to_string())).collect();
+        table.push(format!(
+            "| {} | {} | {} | {} |",
+            d.name,
+            straight["version"].as_str().unwrap_or("?"),
+            straight["steps"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter_map(|st| st[0].as_str())
+                .collect::<Vec<_>>()
+                .join(", "),
+            if ks == want {
+                "9 writes, each once, in order"
+            } else {
+                "FAILED"
+            }
+        ));
         if ks != want {
-            failures.push(format!("{}: through a stall MariaDB holds {ks:?}, want 100..=108 once each in order", d.name));
+            failures.push(format!(
+                "{}: through a stall MariaDB holds {ks:?}, want 100..=108 once each in order",
+                d.name
+            ));
         }
     }
+    // The README's compatibility table is this file.
+    let out = root().join("target/driver-matrix.md");
+    std::fs::write(&out, table.join("\n") + "\n").unwrap();
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }

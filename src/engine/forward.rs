@@ -11,8 +11,8 @@
 use super::mode::Mode;
 use super::{Engine, EngineError};
 use crate::db::passthrough::Passthrough;
-use crate::db::{to_value, DbError};
 use crate::db::Clock;
+use crate::db::{to_value, DbError};
 use crate::write::{RequestContext, SqlText, Statement, WriteId};
 use mysql_async::{Column, Value};
 
@@ -153,7 +153,10 @@ impl Forwarder {
     ) -> Result<(), EngineError> {
         if let Some(id) = id {
             let db = self.engine.inner.db();
-            let row = crate::db::ledger::insert_values_sql(db.ledger_table(), &[format!("('{id}', NULL)")]);
+            let row = crate::db::ledger::insert_values_sql(
+                db.ledger_table(),
+                &[format!("('{id}', NULL)")],
+            );
             if let Err(e) = self.pass.query(row.as_bytes(), ctx).await {
                 let e = forward_error(e);
                 if !matches!(e, EngineError::NoAnswer(_)) {

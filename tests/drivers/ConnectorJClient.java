@@ -160,8 +160,10 @@ public class ConnectorJClient {
             }
         });
         step("gbk stored", () -> rows(g, "SELECT HEX(g) FROM w WHERE driver = ? AND k = 9", variant));
+        String version = "MariaDB Connector/J " + g.getMetaData().getDriverVersion();
         g.close();
-        System.out.println("{\"driver\":" + json(variant) + ",\"steps\":[" + String.join(",", steps) + "]}");
+        System.out.println("{\"driver\":" + json(variant) + ",\"version\":" + json(version)
+            + ",\"steps\":[" + String.join(",", steps) + "]}");
     }
 
     static void stall() throws Exception {

@@ -98,7 +98,8 @@ async function direct() {
   });
   await step('gbk stored', () => rows(conn, 'SELECT HEX(g), @@character_set_client FROM w WHERE driver = ? AND k = 9', [variant]));
   await conn.end();
-  console.log(JSON.stringify({ driver: variant, steps }));
+  const version = 'mysql2 ' + require('mysql2/package.json').version;
+  console.log(JSON.stringify({ driver: variant, version, steps }));
 }
 
 async function stall() {

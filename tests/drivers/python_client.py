@@ -128,7 +128,13 @@ def direct():
     step("gbk stored", lambda: rows(
         conn, "SELECT HEX(g), @@character_set_client FROM w WHERE driver = %s AND k = 9", (variant,)))
     conn.close()
-    print(json.dumps({"driver": variant, "steps": steps}))
+    if variant == "pymysql":
+        import pymysql
+        version = "PyMySQL " + ".".join(map(str, pymysql.VERSION[:3]))
+    else:
+        import mysql.connector
+        version = "mysql-connector-python " + mysql.connector.__version__
+    print(json.dumps({"driver": variant, "version": version, "steps": steps}))
 
 
 def stall():

@@ -322,7 +322,9 @@ impl Session {
             );
         }
         if matches!(self.txn, Txn::Live(_)) {
-            return self.live(&scan.keyword, scan.class, sql, scan.placeholders).await;
+            return self
+                .live(&scan.keyword, scan.class, sql, scan.placeholders)
+                .await;
         }
         match scan.class {
             StatementClass::Write => self.write(sql, scan.placeholders).await,

@@ -113,12 +113,15 @@ async fn sysbench_runs_through_sluice_and_a_stall_without_an_error() {
         "MariaDB does not hold exactly what sysbench was told it wrote:\n{report}"
     );
 
-    // oltp_write_only: transactions of UPDATE, DELETE and INSERT.
+    // oltp_write_only: transactions of UPDATE, DELETE and INSERT. While
+    // sluice is direct they are real MariaDB transactions, so two threads
+    // may deadlock as they would straight to MariaDB: sysbench retries
+    // those (its "ignored errors", 1213/1205/1020); any other error fails
+    // the run.
     let run = sysbench(port, "oltp_write_only", "run", &["--threads=2", "--time=3"]);
     let report = tokio::task::spawn_blocking(move || finish(run))
         .await
         .unwrap();
-    assert_eq!(ignored_errors(&report), 0, "{report}");
     assert!(writes(&report) > 0, "{report}");
     s.wait_drained(Duration::from_secs(30)).await;
     assert_eq!(s.status().await["queue"]["dead_letters"], 0);

@@ -256,6 +256,11 @@ pub struct Write {
 pub struct StatementResult {
     pub rows_affected: u64,
     pub last_insert_id: Option<u64>,
+    /// Rows an UPDATE matched, changed or not (what a client that asked
+    /// for `CLIENT_FOUND_ROWS` is told). Known only when the write was
+    /// applied in front of its client; never stored.
+    #[serde(skip)]
+    pub matched: Option<u64>,
 }
 
 /// A definitive SQL error returned by MariaDB.

@@ -251,6 +251,7 @@ mod tests {
                             vec![StatementResult {
                                 rows_affected: 1,
                                 last_insert_id: Some(id as u64),
+                                matched: None,
                             }]
                         })
                         .collect(),

@@ -389,6 +389,7 @@ impl Database {
                     Step::Statement(wi, _) => all[wi].push(StatementResult {
                         rows_affected: result.affected_rows(),
                         last_insert_id: result.last_insert_id().filter(|&id| id != 0),
+                        matched: rows_matched(&result.info()),
                     }),
                     Step::Folded {
                         first,
@@ -402,6 +403,7 @@ impl Database {
                         for k in 0..count {
                             all[first + k].push(StatementResult {
                                 rows_affected: 1,
+                                matched: None,
                                 last_insert_id: first_id
                                     .zip(id_step)
                                     .map(|(id, step)| id + k as u64 * step),
@@ -718,6 +720,13 @@ pub fn statement_form(
     batch::statement(ctx, clock, sql, &params, None)
 }
 
+/// The rows an UPDATE matched, from MariaDB's info ("Rows matched: 3
+/// Changed: 1  Warnings: 0"); `None` for any other statement.
+pub fn rows_matched(info: &str) -> Option<u64> {
+    let rest = info.strip_prefix("Rows matched: ")?;
+    rest.split_whitespace().next()?.parse().ok()
+}
+
 /// A write parameter as a driver value.
 pub fn to_value(p: &Param) -> Value {
     match p {
@@ -728,5 +737,20 @@ pub fn to_value(p: &Param) -> Value {
         Param::Text(s) => Value::Bytes(s.as_bytes().to_vec()),
         Param::Chars(b) => Value::Bytes(b.clone()),
         Param::Bytes(b) => Value::Bytes(b.clone()),
+    }
+}
+
+#[cfg(test)]
+mod rows_matched_tests {
+    use super::rows_matched;
+
+    #[test]
+    fn reads_the_rows_an_update_matched_from_mariadbs_info() {
+        assert_eq!(
+            rows_matched("Rows matched: 7  Changed: 0  Warnings: 0"),
+            Some(7)
+        );
+        assert_eq!(rows_matched("Records: 2  Duplicates: 0  Warnings: 0"), None);
+        assert_eq!(rows_matched(""), None);
     }
 }

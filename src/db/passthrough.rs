@@ -26,6 +26,8 @@ pub struct PassReply {
     pub last_insert_id: Option<u64>,
     pub warnings: u16,
     pub info: String,
+    /// Rows an UPDATE matched (see [`crate::write::StatementResult::matched`]).
+    pub matched: Option<u64>,
 }
 
 pub struct Passthrough {
@@ -182,6 +184,7 @@ async fn collect<P: mysql_async::prelude::Protocol>(
         last_insert_id: result.last_insert_id(),
         warnings: result.warnings(),
         info: result.info().into_owned(),
+        matched: super::rows_matched(&result.info()),
     })
 }
 

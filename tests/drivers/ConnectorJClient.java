@@ -112,6 +112,12 @@ public class ConnectorJClient {
             c.setAutoCommit(true);
             return insert(c, 8);
         });
+        step("update changing nothing", () -> {
+            try (PreparedStatement p = c.prepareStatement("UPDATE w SET s = s WHERE driver = ?")) {
+                p.setString(1, variant);
+                return p.executeUpdate();
+            }
+        });
         step("types", () -> rows(c, "SELECT * FROM ty ORDER BY id"));
         step("column types", () -> {
             List<Object> out = new ArrayList<>();

@@ -83,6 +83,9 @@ sub direct {
         $dbh->{AutoCommit} = 1;
         insert($dbh, 8);
     });
+    step('update changing nothing', sub {
+        $dbh->do('UPDATE w SET s = s WHERE driver = ?', undef, $variant) + 0;
+    });
     step('types', sub { rows($dbh, 'SELECT * FROM ty ORDER BY id') });
     step('count', sub { rows($dbh, 'SELECT COUNT(*) FROM w WHERE driver = ?', $variant) });
     step('duplicate key', sub { insert($dbh, 1) });

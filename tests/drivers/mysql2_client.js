@@ -65,6 +65,10 @@ async function direct() {
     await conn.query('SET autocommit = 1');
     await insert(conn, 8);
   });
+  await step('update changing nothing', async () => {
+    const [r] = await run(conn, 'UPDATE w SET s = s WHERE driver = ?', [variant]);
+    return r.affectedRows;
+  });
   // Every column but the JSON one: MariaDB marks JSON columns in its
   // extended metadata, which sluice does not pass on, so mysql2 reads them
   // as text through sluice (the README lists this difference).

@@ -99,6 +99,11 @@ def direct():
         set_autocommit(conn, True)
         insert(conn, 8)
     step("autocommit off and on", toggle)
+    def update_nothing():
+        cur = cursor(conn)
+        cur.execute(ph("UPDATE w SET s = s WHERE driver = %s"), (variant,))
+        return cur.rowcount
+    step("update changing nothing", update_nothing)
     step("types", lambda: rows(conn, "SELECT * FROM ty ORDER BY id"))
     step("duplicate key", lambda: insert(conn, 1))
     step("syntax error", lambda: rows(conn, "SELEC 1"))

@@ -42,7 +42,12 @@ pub async fn serve(
 ) -> Result<(), ConnError> {
     let _ = stream.set_nodelay(true);
     let mut wire = Wire::new(stream, state.cfg.max_packet);
-    let Greeted { salt, db, charset } = handshake::greet(&mut wire, &state, conn_id).await?;
+    let Greeted {
+        salt,
+        db,
+        charset,
+        found_rows,
+    } = handshake::greet(&mut wire, &state, conn_id).await?;
     let mut session = Session::new(
         state.engine.clone(),
         db.clone().or_else(|| Some(state.default_db.clone())),
@@ -50,6 +55,7 @@ pub async fn serve(
         state.cfg.hold,
         state.bootstrap.clone(),
     );
+    session.found_rows = found_rows;
     if let Some(db) = db {
         if let Reply::Err(e) = session.use_database(&db).await {
             wire.send(err_packet(e.code, &e.sqlstate, &e.message))

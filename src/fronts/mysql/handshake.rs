@@ -47,6 +47,9 @@ pub struct Greeted {
     /// handshake (`None`: one MariaDB does not know, so the server's
     /// default, as MariaDB does).
     pub charset: Option<String>,
+    /// The client asked for `CLIENT_FOUND_ROWS`: an UPDATE's affected rows
+    /// are the rows it matched.
+    pub found_rows: bool,
 }
 
 /// The character set of handshake collation `id`, if MariaDB knows it.
@@ -141,6 +144,9 @@ pub async fn greet(
         salt,
         db,
         charset: handshake_charset(resp.collation()),
+        found_rows: resp
+            .capabilities()
+            .contains(CapabilityFlags::CLIENT_FOUND_ROWS),
     })
 }
 

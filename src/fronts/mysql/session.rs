@@ -93,6 +93,10 @@ pub struct Session {
     /// The `sql_mode` a new MariaDB session starts with, as sluice last read
     /// it when this client connected.
     server_sql_mode: Option<String>,
+    /// The client asked for `CLIENT_FOUND_ROWS` in its handshake: an
+    /// UPDATE's affected rows are the rows it matched, as MariaDB answers
+    /// such a client (sluice's own connections do not ask for it).
+    pub found_rows: bool,
     autocommit: bool,
     txn: Txn,
     pass: Forwarder,
@@ -124,6 +128,7 @@ impl Session {
             },
             handshake_charset: charset,
             server_sql_mode,
+            found_rows: false,
             autocommit: true,
             txn: Txn::None,
             pass,
@@ -164,6 +169,20 @@ impl Session {
             s |= StatusFlags::SERVER_STATUS_NO_BACKSLASH_ESCAPES;
         }
         s
+    }
+
+    /// MariaDB's answer to a forwarded statement, as this client gets it.
+    fn answer(&self, r: Forwarded) -> Reply {
+        let affected_rows = match (self.found_rows, r.matched) {
+            (true, Some(m)) => m,
+            _ => r.affected_rows,
+        };
+        Reply::Ok {
+            affected_rows,
+            last_insert_id: r.last_insert_id,
+            warnings: r.warnings,
+            info: r.info,
+        }
     }
 
     /// COM_RESET_CONNECTION: back to a fresh session (same user and database).
@@ -407,7 +426,7 @@ impl Session {
                 if let Txn::Live(done) = &mut self.txn {
                     done.push(st);
                 }
-                Reply::from_forwarded(r)
+                self.answer(r)
             }
             Err(EngineError::NoAnswer(_)) => {
                 let Txn::Live(mut done) = std::mem::replace(&mut self.txn, Txn::None) else {
@@ -480,8 +499,15 @@ impl Session {
         match self.engine.submit(req).await {
             Ok(Submitted::Applied { results, .. }) => {
                 let results = results.unwrap_or_default();
+                let found_rows = self.found_rows;
                 Reply::Ok {
-                    affected_rows: results.iter().map(|r| r.rows_affected).sum(),
+                    affected_rows: results
+                        .iter()
+                        .map(|r| match (found_rows, r.matched) {
+                            (true, Some(m)) => m,
+                            _ => r.rows_affected,
+                        })
+                        .sum(),
                     last_insert_id: results.iter().rev().find_map(|r| r.last_insert_id),
                     warnings: 0,
                     info: String::new(),
@@ -608,7 +634,7 @@ impl Session {
                             .insert((text.to_string(), before), settings_of(&self.ctx));
                     }
                 }
-                Reply::from_forwarded(r)
+                self.answer(r)
             }
             Err(e @ EngineError::NoAnswer(_)) => {
                 let known = self
@@ -744,7 +770,7 @@ impl Session {
             .await
         {
             Ok(r) if r.columns.is_some() => Reply::BinaryRows(r),
-            Ok(r) => Reply::from_forwarded(r),
+            Ok(r) => self.answer(r),
             Err(e) => {
                 self.hold_if_lost();
                 engine_reply(e)
@@ -819,7 +845,7 @@ impl Session {
                     None => engine_reply(e),
                 }
             }
-            Ok(r) => Reply::from_forwarded(r),
+            Ok(r) => self.answer(r),
             Err(e) => engine_reply(e),
         }
     }

@@ -1,7 +1,8 @@
 //! The MySQL front at the packet level: malformed and oversized packets get
 //! an error and a closed connection (never a panic, and the server keeps
 //! serving), unknown commands get an error packet, COM_SET_OPTION and
-//! COM_RESET_CONNECTION are answered.
+//! COM_RESET_CONNECTION are answered; the OK packets of a client that
+//! tracks session state say what MariaDB's say.
 
 mod support;
 
@@ -38,15 +39,22 @@ async fn write_packet(s: &mut TcpStream, seq: u8, payload: &[u8]) {
 
 /// Connect and authenticate by hand.
 async fn login(port: u16) -> TcpStream {
+    login_as(port, PASSWORD, CapabilityFlags::empty()).await
+}
+
+/// Connect as `app` with `password`, asking for the capabilities `extra`
+/// on top of the 4.1 protocol's.
+async fn login_as(port: u16, password: &str, extra: CapabilityFlags) -> TcpStream {
     let mut s = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
     let (_, greeting) = read_packet(&mut s).await.unwrap();
     let hello = HandshakePacket::deserialize((), &mut ParseBuf(&greeting)).unwrap();
     let nonce = hello.nonce();
-    let token = mysql_common::scramble::scramble_native(&nonce, PASSWORD.as_bytes()).unwrap();
+    let token = mysql_common::scramble::scramble_native(&nonce, password.as_bytes()).unwrap();
     let caps = CapabilityFlags::CLIENT_PROTOCOL_41
         | CapabilityFlags::CLIENT_SECURE_CONNECTION
         | CapabilityFlags::CLIENT_PLUGIN_AUTH
-        | CapabilityFlags::CLIENT_LONG_PASSWORD;
+        | CapabilityFlags::CLIENT_LONG_PASSWORD
+        | extra;
     let resp = HandshakeResponse::new(
         Some(token.to_vec()),
         (10, 11, 0),
@@ -135,4 +143,93 @@ async fn bad_packets_get_errors_and_the_server_keeps_serving() {
         "COM_RESET_CONNECTION through mysql_async"
     );
     assert_eq!(count(&db, "SELECT COUNT(*) FROM t").await, 1);
+}
+
+/// One statement's OK as a client that tracks session state reads it: the
+/// status flags a driver relies on and the session-state entries, sorted.
+async fn ok_of(s: &mut TcpStream, sql: &str) -> (u16, Vec<String>) {
+    use mysql_common::constants::StatusFlags;
+    use mysql_common::packets::session_state_change::SessionStateChange;
+    use mysql_common::packets::{CommonOkPacket, OkPacketDeserializer};
+    let mut q = vec![0x03];
+    q.extend_from_slice(sql.as_bytes());
+    write_packet(s, 0, &q).await;
+    let (_, p) = read_packet(s).await.unwrap();
+    assert_eq!(
+        p[0],
+        0x00,
+        "{sql}: not an OK: {:?}",
+        String::from_utf8_lossy(&p)
+    );
+    let caps = CapabilityFlags::CLIENT_PROTOCOL_41 | CapabilityFlags::CLIENT_SESSION_TRACK;
+    let ok = OkPacketDeserializer::<CommonOkPacket>::deserialize(caps, &mut ParseBuf(&p))
+        .unwrap()
+        .into_inner();
+    let relied_on = StatusFlags::SERVER_STATUS_AUTOCOMMIT
+        | StatusFlags::SERVER_STATUS_IN_TRANS
+        | StatusFlags::SERVER_STATUS_NO_BACKSLASH_ESCAPES
+        | StatusFlags::SERVER_SESSION_STATE_CHANGED;
+    let mut state: Vec<String> = ok
+        .session_state_info()
+        .unwrap()
+        .iter()
+        .map(|i| match i.decode().unwrap() {
+            SessionStateChange::SystemVariables(vars) => vars
+                .iter()
+                .map(|v| format!("{}={}", v.name_str(), v.value_str()))
+                .collect::<Vec<_>>()
+                .join(","),
+            SessionStateChange::Schema(s) => format!("schema={}", s.as_str()),
+            other => format!("{other:?}"),
+        })
+        .collect();
+    state.sort();
+    ((ok.status_flags() & relied_on).bits(), state)
+}
+
+/// A client that asks for CLIENT_SESSION_TRACK reads the same status flags
+/// and session-state changes from sluice as from MariaDB, statement by
+/// statement.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn session_tracking_and_status_flags_match_mariadbs() {
+    let db = mariadb_with_table().await;
+    let (s, _dir) = direct_sluice_with(&db, |raw| {
+        enable_mysql_front(raw, PASSWORD, "5s");
+    })
+    .await;
+    let front = s.running.as_ref().unwrap().mysql_addr.unwrap().port();
+    let script = [
+        "USE app",
+        "SET autocommit = 0",
+        "INSERT INTO t (client, seq) VALUES (1, 1)",
+        "COMMIT",
+        "SET autocommit = 1",
+        "SET NAMES gbk",
+        "SET time_zone = '+01:00'",
+        "SET SESSION sql_mode = 'NO_BACKSLASH_ESCAPES'",
+        "BEGIN",
+        "INSERT INTO t (client, seq) VALUES (1, 2)",
+        "ROLLBACK",
+        "SET NAMES 'utf8mb4' COLLATE 'utf8mb4_general_ci'",
+    ];
+    let track = CapabilityFlags::CLIENT_SESSION_TRACK;
+    let mut straight = login_as(db.port(), sluice::testkit::APP_PASSWORD, track).await;
+    let mut through = login_as(front, PASSWORD, track).await;
+    let mut differ = Vec::new();
+    let mut tracked = 0;
+    for sql in script {
+        let (a, b) = (
+            ok_of(&mut straight, sql).await,
+            ok_of(&mut through, sql).await,
+        );
+        tracked += a.1.len();
+        if a != b {
+            differ.push(format!("{sql}: MariaDB {a:?}, sluice {b:?}"));
+        }
+    }
+    assert!(differ.is_empty(), "{}", differ.join("\n"));
+    assert!(
+        tracked >= 5,
+        "MariaDB reported no session state: the test reads nothing"
+    );
 }

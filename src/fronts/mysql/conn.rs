@@ -34,6 +34,14 @@ fn status(session: &Session) -> StatusFlags {
     session.status()
 }
 
+/// Reply to the client: with the session's status flags and (for a client
+/// that tracks session state) what the statement changed.
+async fn answer(wire: &mut Wire, session: &mut Session, r: Reply) -> Result<(), ConnError> {
+    let changes = session.take_state_changes();
+    wire.reply(r, session.status(), changes.as_ref().map(|c| c.as_bytes()))
+        .await
+}
+
 /// Serve one client until it quits, errs, or sluice stops.
 pub async fn serve(
     stream: TcpStream,
@@ -47,6 +55,7 @@ pub async fn serve(
         db,
         charset,
         found_rows,
+        session_track,
     } = handshake::greet(&mut wire, &state, conn_id).await?;
     let mut session = Session::new(
         state.engine.clone(),
@@ -56,6 +65,7 @@ pub async fn serve(
         state.bootstrap.clone(),
     );
     session.found_rows = found_rows;
+    session.session_track = session_track;
     if let Some(db) = db {
         if let Reply::Err(e) = session.use_database(&db).await {
             wire.send(err_packet(e.code, &e.sqlstate, &e.message))
@@ -100,16 +110,16 @@ pub async fn serve(
             Command::InitDb(name) => {
                 let db = String::from_utf8_lossy(name).to_string();
                 let r = session.use_database(&db).await;
-                wire.reply(r, status(&session)).await?;
+                answer(&mut wire, &mut session, r).await?;
             }
             Command::Query(text) => {
                 let r = session.query(text).await;
-                wire.reply(r, status(&session)).await?;
+                answer(&mut wire, &mut session, r).await?;
             }
-            Command::Ping => wire.reply(Reply::ok(), status(&session)).await?,
+            Command::Ping => answer(&mut wire, &mut session, Reply::ok()).await?,
             Command::ResetConnection => {
                 session.reset();
-                wire.reply(Reply::ok(), status(&session)).await?;
+                answer(&mut wire, &mut session, Reply::ok()).await?;
             }
             // Answered with EOF.
             Command::SetOption => {
@@ -134,7 +144,7 @@ pub async fn serve(
                     }
                     wire.flush().await?;
                 }
-                Err(r) => wire.reply(r, status(&session)).await?,
+                Err(r) => answer(&mut wire, &mut session, r).await?,
             },
             Command::StmtExecute { id, body } => {
                 let parsed = match session.statement_mut(id) {
@@ -143,9 +153,10 @@ pub async fn serve(
                         st.long_data_overflow = false;
                         let max = state.cfg.max_packet;
                         let msg = format!("Parameter data sent with COM_STMT_SEND_LONG_DATA is larger than max_allowed_packet ({max} bytes)");
-                        wire.reply(
+                        answer(
+                            &mut wire,
+                            &mut session,
                             Reply::err(codes::NET_PACKET_TOO_LARGE, msg),
-                            status(&session),
                         )
                         .await?;
                         continue;
@@ -161,7 +172,7 @@ pub async fn serve(
                     Err(None) => Reply::err(codes::UNKNOWN_STMT_HANDLER, format!("Unknown prepared statement handler ({id}) given to mysqld_stmt_execute")),
                     Err(Some(m)) => return malformed(&mut wire, m).await,
                 };
-                wire.reply(r, status(&session)).await?;
+                answer(&mut wire, &mut session, r).await?;
             }
             // No reply.
             Command::StmtSendLongData { id, param, data } => {
@@ -196,7 +207,7 @@ pub async fn serve(
                         "Unknown prepared statement handler given to mysqld_stmt_reset",
                     ),
                 };
-                wire.reply(r, status(&session)).await?;
+                answer(&mut wire, &mut session, r).await?;
             }
             Command::ChangeUser {
                 user,
@@ -209,7 +220,7 @@ pub async fn serve(
                     Some(db) => session.use_database(&db).await,
                     None => Reply::ok(),
                 };
-                wire.reply(r, status(&session)).await?;
+                answer(&mut wire, &mut session, r).await?;
             }
             Command::Unknown(other) => {
                 let msg = format!("sluice does not support command 0x{other:02x}");

@@ -35,6 +35,7 @@ fn capabilities() -> CapabilityFlags {
         | CapabilityFlags::CLIENT_PLUGIN_AUTH
         | CapabilityFlags::CLIENT_CONNECT_ATTRS
         | CapabilityFlags::CLIENT_PLUGIN_AUTH_LENENC_CLIENT_DATA
+        | CapabilityFlags::CLIENT_SESSION_TRACK
 }
 
 /// A client that passed the connection phase.
@@ -50,6 +51,9 @@ pub struct Greeted {
     /// The client asked for `CLIENT_FOUND_ROWS`: an UPDATE's affected rows
     /// are the rows it matched.
     pub found_rows: bool,
+    /// The client asked for `CLIENT_SESSION_TRACK`: OK packets say which
+    /// session state a statement changed.
+    pub session_track: bool,
 }
 
 /// The character set of handshake collation `id`, if MariaDB knows it.
@@ -147,6 +151,9 @@ pub async fn greet(
         found_rows: resp
             .capabilities()
             .contains(CapabilityFlags::CLIENT_FOUND_ROWS),
+        session_track: resp
+            .capabilities()
+            .contains(CapabilityFlags::CLIENT_SESSION_TRACK),
     })
 }
 

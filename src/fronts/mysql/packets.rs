@@ -16,6 +16,24 @@ pub fn ok_packet(
     warnings: u16,
     info: &str,
 ) -> Vec<u8> {
+    ok_packet_tracked(affected, last_id, status, warnings, info, None)
+}
+
+/// An OK packet for a client that negotiated `CLIENT_SESSION_TRACK`
+/// (`state` is `Some`): the info is always there, and changed session
+/// state follows it, flagged `SERVER_SESSION_STATE_CHANGED`.
+pub fn ok_packet_tracked(
+    affected: u64,
+    last_id: u64,
+    mut status: StatusFlags,
+    warnings: u16,
+    info: &str,
+    state: Option<&[u8]>,
+) -> Vec<u8> {
+    let changed = state.is_some_and(|s| !s.is_empty());
+    if changed {
+        status |= StatusFlags::SERVER_SESSION_STATE_CHANGED;
+    }
     let mut b = vec![0x00];
     put_lenenc_int(&mut b, affected);
     put_lenenc_int(&mut b, last_id);
@@ -23,10 +41,39 @@ pub fn ok_packet(
     b.extend_from_slice(&warnings.to_le_bytes());
     // Servers send the info as a length-encoded string (clients parse it so),
     // whatever the protocol manual says.
-    if !info.is_empty() {
+    if !info.is_empty() || changed {
         put_lenenc_bytes(&mut b, info.as_bytes());
     }
+    if let (true, Some(state)) = (changed, state) {
+        put_lenenc_bytes(&mut b, state);
+    }
     b
+}
+
+/// Session-state entries (CLIENT_SESSION_TRACK), in MariaDB's encoding:
+/// each is a type byte and its length-encoded data.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct StateChanges(Vec<u8>);
+
+impl StateChanges {
+    /// `SESSION_TRACK_SYSTEM_VARIABLES`: `name` now holds `value`.
+    pub fn variable(&mut self, name: &str, value: &str) {
+        let mut data = Vec::new();
+        put_lenenc_bytes(&mut data, name.as_bytes());
+        put_lenenc_bytes(&mut data, value.as_bytes());
+        self.0.push(0);
+        put_lenenc_bytes(&mut self.0, &data);
+    }
+    /// `SESSION_TRACK_SCHEMA`: the current database is now `db`.
+    pub fn schema(&mut self, db: &str) {
+        let mut data = Vec::new();
+        put_lenenc_bytes(&mut data, db.as_bytes());
+        self.0.push(1);
+        put_lenenc_bytes(&mut self.0, &data);
+    }
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.0
+    }
 }
 
 /// A column definition (Protocol::ColumnDefinition41), fields in protocol

@@ -10,6 +10,7 @@
 //! [`Forwarder`], which decides what the current mode allows.
 
 use super::codes;
+use super::packets::StateChanges;
 use super::reply::{engine_reply, Reply};
 use crate::engine::forward::{Forward, Forwarded, Forwarder};
 use crate::engine::{Engine, EngineError, Submitted, WriteRequest};
@@ -97,6 +98,11 @@ pub struct Session {
     /// UPDATE's affected rows are the rows it matched, as MariaDB answers
     /// such a client (sluice's own connections do not ask for it).
     pub found_rows: bool,
+    /// The client asked for `CLIENT_SESSION_TRACK`: each OK says which of
+    /// the settings MariaDB tracks by default (the database, `autocommit`,
+    /// the character sets, `time_zone`) the statement changed.
+    pub session_track: bool,
+    state_changes: StateChanges,
     autocommit: bool,
     txn: Txn,
     pass: Forwarder,
@@ -129,6 +135,8 @@ impl Session {
             handshake_charset: charset,
             server_sql_mode,
             found_rows: false,
+            session_track: false,
+            state_changes: StateChanges::default(),
             autocommit: true,
             txn: Txn::None,
             pass,
@@ -169,6 +177,31 @@ impl Session {
             s |= StatusFlags::SERVER_STATUS_NO_BACKSLASH_ESCAPES;
         }
         s
+    }
+
+    /// What the last statement changed of the tracked session state, for a
+    /// client that tracks it (`None` for one that does not).
+    pub fn take_state_changes(&mut self) -> Option<StateChanges> {
+        let changes = std::mem::take(&mut self.state_changes);
+        self.session_track.then_some(changes)
+    }
+
+    /// Record that tracked settings changed: each with its value given, or
+    /// as the session now holds it.
+    fn track(&mut self, changed: &[(&str, Option<String>)]) {
+        if !self.session_track {
+            return;
+        }
+        for (name, given) in changed {
+            let value = given.clone().or_else(|| match *name {
+                "autocommit" => Some(if self.autocommit { "ON" } else { "OFF" }.to_string()),
+                "time_zone" => self.ctx.time_zone.clone(),
+                _ => self.ctx.charset.clone(),
+            });
+            if let Some(v) = value {
+                self.state_changes.variable(name, &v);
+            }
+        }
     }
 
     /// MariaDB's answer to a forwarded statement, as this client gets it.
@@ -316,6 +349,9 @@ impl Session {
             .await
         {
             Ok(_) => {
+                if self.session_track {
+                    self.state_changes.schema(&db);
+                }
                 self.ctx.database = Some(db);
                 self.pass.adopt(&self.ctx);
                 Reply::ok()
@@ -323,6 +359,9 @@ impl Session {
             // While MariaDB does not answer, the database is tracked and
             // checked when the write is applied.
             Err(EngineError::NoAnswer(_)) => {
+                if self.session_track {
+                    self.state_changes.schema(&db);
+                }
                 self.ctx.database = Some(db);
                 Reply::ok()
             }
@@ -593,6 +632,7 @@ impl Session {
                 }
             }
             self.autocommit = on;
+            self.track(&[("autocommit", None)]);
         }
         let rest: Vec<&(String, String)> = assignments
             .iter()
@@ -626,6 +666,7 @@ impl Session {
                 }
                 if rest.iter().any(|(n, _)| tracked(n)) {
                     let before = settings_of(&self.ctx);
+                    let names = tracked_variables(&rest);
                     if self.read_back_context().await {
                         self.cache
                             .settings
@@ -633,6 +674,7 @@ impl Session {
                             .unwrap_or_else(|p| p.into_inner())
                             .insert((text.to_string(), before), settings_of(&self.ctx));
                     }
+                    self.track(&names);
                 }
                 self.answer(r)
             }
@@ -649,6 +691,7 @@ impl Session {
                     self.ctx.sql_mode = sql_mode;
                     self.ctx.time_zone = time_zone;
                     self.ctx.charset = charset;
+                    self.track(&tracked_variables(&rest));
                     return Reply::ok();
                 }
                 let mut next = self.ctx.clone();
@@ -676,6 +719,7 @@ impl Session {
                     }
                 }
                 self.ctx = next;
+                self.track(&tracked_variables(&rest));
                 Reply::ok()
             }
             Err(e) => engine_reply(e),
@@ -935,6 +979,36 @@ fn parse_set(sql: &str) -> Vec<(String, String)> {
             .trim()
             .to_string();
         out.push((name, unquote(value.trim())));
+    }
+    out
+}
+
+/// The variables MariaDB tracks by default that `assignments` set, with
+/// the value when it is not the session's character set or zone as read
+/// back.
+fn tracked_variables(assignments: &[&(String, String)]) -> Vec<(&'static str, Option<String>)> {
+    let mut out = Vec::new();
+    for (name, value) in assignments {
+        match name.as_str() {
+            "names" => out.extend([
+                ("character_set_client", None),
+                ("character_set_connection", None),
+                ("character_set_results", None),
+            ]),
+            "character set" => out.extend([
+                ("character_set_client", None),
+                ("character_set_results", None),
+            ]),
+            "character_set_client" => out.push(("character_set_client", None)),
+            "time_zone" => out.push(("time_zone", None)),
+            "character_set_connection" if is_name(value) => {
+                out.push(("character_set_connection", Some(value.clone())))
+            }
+            "character_set_results" if is_name(value) => {
+                out.push(("character_set_results", Some(value.clone())))
+            }
+            _ => {}
+        }
     }
     out
 }

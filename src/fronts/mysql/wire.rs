@@ -3,7 +3,9 @@
 //! and result-set packets. It knows nothing of what a command means.
 
 use super::codec::{put_lenenc_int, CodecError, Packet, PacketCodec};
-use super::packets::{column_definition, eof_packet, err_packet, ok_packet, put_text_value};
+use super::packets::{
+    column_definition, eof_packet, err_packet, ok_packet_tracked, put_text_value,
+};
 use super::prepared;
 use super::reply::Reply;
 use bytes::Bytes;
@@ -93,7 +95,14 @@ impl Wire {
         Ok(())
     }
 
-    pub async fn reply(&mut self, reply: Reply, status: StatusFlags) -> Result<(), ConnError> {
+    /// Send `reply`. `state` is `Some` for a client that negotiated
+    /// `CLIENT_SESSION_TRACK`: the session state this statement changed.
+    pub async fn reply(
+        &mut self,
+        reply: Reply,
+        status: StatusFlags,
+        state: Option<&[u8]>,
+    ) -> Result<(), ConnError> {
         match reply {
             Reply::Ok {
                 affected_rows,
@@ -101,12 +110,13 @@ impl Wire {
                 warnings,
                 info,
             } => {
-                self.send(ok_packet(
+                self.send(ok_packet_tracked(
                     affected_rows,
                     last_insert_id.unwrap_or(0),
                     status,
                     warnings,
                     &info,
+                    state,
                 ))
                 .await?
             }

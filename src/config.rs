@@ -92,6 +92,12 @@ config_keys! {
     mysql_hold: "SLUICE_MYSQL_HOLD" = "30s",
     /// Largest MySQL packet accepted (max_allowed_packet).
     mysql_max_packet: "SLUICE_MYSQL_MAX_PACKET" = "16MiB",
+    /// MariaDB connections the MySQL front passes reads, USE, SET and live transactions through, shared by all its clients (a client holds one for a statement, or while its session has state only one connection can carry). Keep it, plus db_max_idle and a few for probes and failover, under MariaDB's max_connections.
+    mysql_pool_size: "SLUICE_MYSQL_POOL_SIZE" = "32",
+    /// How long a MySQL-front client waits for a pool connection before an error naming the limit.
+    mysql_pool_wait: "SLUICE_MYSQL_POOL_WAIT" = "5s",
+    /// Most MySQL-front clients connected at once; more get error 1040 at the handshake.
+    mysql_max_clients: "SLUICE_MYSQL_MAX_CLIENTS" = "10000",
     /// Deadline for one piece of work with MariaDB, connect included: applying a write directly or a drain batch (statements and COMMIT), one statement the MySQL front forwards, a ledger lookup or prune; with failover, the admin credential's statements get at least 2 s.
     write_timeout: "SLUICE_WRITE_TIMEOUT" = "2s",
     /// Time between health probes of the primary.
@@ -208,6 +214,9 @@ pub struct Config {
     pub store_cache_bytes: u64,
     pub ledger_table: String,
     pub db_max_idle: usize,
+    /// The MySQL front's pool of pass-through connections (also bounds
+    /// nothing while the front is disabled).
+    pub front_pool: crate::db::front_pool::FrontPoolLimits,
     pub http: HttpConfig,
     pub engine: EngineConfig,
     pub shutdown_timeout: Duration,
@@ -421,6 +430,10 @@ impl Config {
             store_cache_bytes: r.bytes("store_cache_bytes")?,
             ledger_table,
             db_max_idle: r.int("db_max_idle", 0)? as usize,
+            front_pool: crate::db::front_pool::FrontPoolLimits {
+                size: r.int("mysql_pool_size", 1)? as usize,
+                wait: r.duration("mysql_pool_wait")?,
+            },
             http: HttpConfig {
                 listen,
                 tokens,
@@ -513,6 +526,7 @@ fn mysql_settings(r: &Reader) -> Result<Option<MysqlListen>, ConfigError> {
     let listen = r.text("mysql_listen");
     let hold = r.duration("mysql_hold")?;
     let max_packet = r.bytes("mysql_max_packet")? as usize;
+    let max_clients = r.int("mysql_max_clients", 1)? as usize;
     let mut users = Vec::new();
     for entry in r
         .text("mysql_users")
@@ -551,6 +565,7 @@ fn mysql_settings(r: &Reader) -> Result<Option<MysqlListen>, ConfigError> {
             users,
             hold,
             max_packet,
+            max_clients,
         },
     }))
 }

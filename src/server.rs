@@ -144,6 +144,7 @@ fn database(config: &Config, url: &str) -> Result<Database, ServerError> {
             probe: config.probe_timeout,
         },
         config.db_max_idle,
+        config.front_pool,
     )
     .map_err(ServerError::DatabaseUrl)
 }

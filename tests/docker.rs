@@ -247,15 +247,7 @@ async fn the_compose_stack_and_dockerfile_agree_with_sluice() {
     assert!(ds.contains("uid: prometheus") && ds.contains("url: http://prometheus:9090"));
     let db = mariadb_with_table().await;
     let (s, _dir) = direct_sluice(&db).await;
-    let metrics = s
-        .http
-        .get(format!("{}/metrics", s.base))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = s.metrics().await;
     let exported: std::collections::HashSet<&str> = metrics
         .lines()
         .filter(|l| !l.starts_with('#'))

@@ -154,6 +154,8 @@ async fn every_driver_gets_the_same_answers_through_sluice_as_straight_to_mariad
     }
     let (s, _dir) = direct_sluice_with(&behind, |raw| {
         enable_mysql_front(raw, "front-secret", "300ms");
+        // A small pool: every driver shares a few MariaDB connections.
+        raw.mysql_pool_size = Some("3".into());
     })
     .await;
     let front = s.running.as_ref().unwrap().mysql_addr.unwrap().port();

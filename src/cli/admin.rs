@@ -206,6 +206,17 @@ pub async fn status(args: &AdminArgs) -> anyhow::Result<()> {
                 text(&s["counters"]["enqueued"])
             ),
         ],
+        vec![
+            "MySQL front pool".into(),
+            format!(
+                "{} of {} connections in use ({} pinned), {} clients waiting, {} refused after waiting",
+                text(&s["mysql_pool"]["in_use"]),
+                text(&s["mysql_pool"]["size"]),
+                text(&s["mysql_pool"]["pinned"]),
+                text(&s["mysql_pool"]["waiting"]),
+                text(&s["mysql_pool"]["exhausted_total"])
+            ),
+        ],
     ]);
     print!("{}", pairs(&rows));
     Ok(())

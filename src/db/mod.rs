@@ -22,6 +22,7 @@ mod batch;
 pub mod coalesce;
 pub mod error;
 mod fold;
+pub mod front_pool;
 pub mod ledger;
 mod literal;
 pub mod passthrough;
@@ -66,6 +67,8 @@ pub struct Database {
     /// MariaDB's global `sql_mode` (what a new session starts with), as
     /// last read on a new connection.
     server_sql_mode: Mutex<Option<String>>,
+    /// The MySQL front's pass-through connections (see `front_pool`).
+    front: front_pool::FrontPool,
 }
 
 /// MariaDB's default `max_allowed_packet` (10.11), until one is read.
@@ -148,6 +151,7 @@ impl Database {
         ledger_table: &str,
         timeouts: DbTimeouts,
         max_idle: usize,
+        front: front_pool::FrontPoolLimits,
     ) -> Result<Self, UrlError> {
         let opts = Opts::from_url(url).map_err(UrlError::Parse)?;
         let default_db = opts
@@ -178,6 +182,7 @@ impl Database {
             coalescer: coalesce::Coalescer::new(GROUP_SLOTS, MAX_GROUP),
             max_packet: AtomicU64::new(DEFAULT_MAX_PACKET),
             server_sql_mode: Mutex::new(None),
+            front: front_pool::FrontPool::new(front),
         })
     }
 
@@ -648,6 +653,11 @@ impl Database {
                 .unwrap_or_else(|p| p.into_inner()) = Some(mode);
         }
         Ok(PooledConn::new(conn, &self.default_db))
+    }
+
+    /// The MySQL front's pool of pass-through connections.
+    pub fn front_pool(&self) -> &front_pool::FrontPool {
+        &self.front
     }
 
     /// The `sql_mode` a new MariaDB session starts with, once read.

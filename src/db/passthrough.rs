@@ -1,12 +1,17 @@
 //! Pass-through for one MySQL-front client: statements sluice does not buffer
-//! (reads, DDL, session statements) run on a MariaDB connection of the
-//! client's own, under a deadline. Before each statement the connection is
-//! brought to the client's session context with the same `set_context` the
-//! write path uses (only what differs is sent). A connection that timed out
-//! is discarded; the next statement reconnects.
+//! (reads, DDL, session statements, live transactions) run on a MariaDB
+//! connection from the front's bounded pool (`front_pool`), under a
+//! deadline. The client holds the connection for one statement, or pinned
+//! while its session has state only that connection carries (a live
+//! transaction, temporary tables, user variables, locks). Before each
+//! statement the connection is brought to the client's session context
+//! with the same `set_context` the write path uses (only what differs is
+//! sent). A connection that timed out is discarded; the next statement
+//! takes another.
 //!
-//! Writes never come through here: they go to the engine.
+//! Autocommit writes never come through here: they go to the engine.
 
+use super::front_pool::Permit;
 use super::pool::{discard, set_context, PooledConn};
 use super::{from_driver, Database, DbError, Phase};
 use crate::write::RequestContext;
@@ -32,10 +37,17 @@ pub struct PassReply {
 
 pub struct Passthrough {
     target: watch::Receiver<Arc<Database>>,
+    db: Arc<Database>,
     opts: Opts,
     default_db: String,
     timeout: Duration,
-    session: Option<PooledConn>,
+    /// The connection this client holds now, and its place in the pool.
+    session: Option<(PooledConn, Permit)>,
+    /// Why the client keeps its connection between statements, if it does.
+    pinned: Option<&'static str>,
+    /// Pinned for the rest of the session (state only this connection
+    /// carries: user variables, temporary tables, locks, other settings).
+    sticky: bool,
 }
 
 impl Passthrough {
@@ -47,7 +59,52 @@ impl Passthrough {
             opts: db.opts.clone(),
             default_db: db.default_db.clone(),
             timeout: db.timeouts.write,
+            db,
             session: None,
+            pinned: None,
+            sticky: false,
+        }
+    }
+
+    /// Keep the connection between statements, for `why` (a live
+    /// transaction, session state).
+    pub fn pin(&mut self, why: &'static str) {
+        if self.pinned.is_none() {
+            self.db.front_pool().pinned(1);
+        }
+        self.pinned = Some(why);
+    }
+
+    /// Keep the connection for the rest of the session: it now holds state
+    /// no other connection has.
+    pub fn pin_session(&mut self, why: &'static str) {
+        self.pin(why);
+        self.sticky = true;
+    }
+
+    /// Give the connection back after each statement again, unless the
+    /// session holds state only it carries.
+    pub fn unpin(&mut self) {
+        if self.sticky {
+            return;
+        }
+        if self.pinned.take().is_some() {
+            self.db.front_pool().pinned(-1);
+            self.release();
+        }
+    }
+
+    /// Why the connection is pinned, if it is.
+    pub fn pinned(&self) -> Option<&'static str> {
+        self.pinned
+    }
+
+    /// After a statement: back to the pool unless pinned.
+    fn release(&mut self) {
+        if self.pinned.is_none() {
+            if let Some((s, _permit)) = self.session.take() {
+                self.db.front_pool().put_idle(s);
+            }
         }
     }
 
@@ -57,9 +114,14 @@ impl Passthrough {
             let db = self.target.borrow_and_update().clone();
             self.opts = db.opts.clone();
             self.default_db = db.default_db.clone();
-            if let Some(s) = self.session.take() {
+            if let Some((s, _permit)) = self.session.take() {
                 discard(Some(s));
             }
+            if self.pinned.take().is_some() {
+                self.db.front_pool().pinned(-1);
+            }
+            self.sticky = false;
+            self.db = db;
         }
     }
 
@@ -70,6 +132,32 @@ impl Passthrough {
             collect(conn.query_iter(sql).await.map_err(statement_error)?).await
         })
         .await;
+        self.settle(r)
+    }
+
+    /// Run a client's `SET` or `USE`, verbatim, then the statements
+    /// `after` on the same connection (reading back what it resolved). The
+    /// connection's recorded settings no longer say what its session holds,
+    /// so whoever uses it next has every setting sent again.
+    pub async fn query_session(
+        &mut self,
+        sql: &[u8],
+        after: &[&[u8]],
+        ctx: &RequestContext,
+    ) -> Result<(PassReply, Vec<PassReply>), DbError> {
+        let r = tokio::time::timeout(self.timeout, async {
+            let conn = self.connect(ctx).await?;
+            let first = collect(conn.query_iter(sql).await.map_err(statement_error)?).await?;
+            let mut rest = Vec::new();
+            for q in after {
+                rest.push(collect(conn.query_iter(*q).await.map_err(statement_error)?).await?);
+            }
+            Ok((first, rest))
+        })
+        .await;
+        if let Some((s, _)) = &mut self.session {
+            s.settings.stale = true;
+        }
         self.settle(r)
     }
 
@@ -111,12 +199,27 @@ impl Passthrough {
     async fn connect(&mut self, ctx: &RequestContext) -> Result<&mut Conn, DbError> {
         self.follow_target();
         if self.session.is_none() {
-            let conn = Conn::new(self.opts.clone())
-                .await
-                .map_err(|e| from_driver(e, Phase::Connect))?;
-            self.session = Some(PooledConn::new(conn, &self.default_db));
+            let permit =
+                self.db
+                    .front_pool()
+                    .acquire()
+                    .await
+                    .map_err(|error| DbError::Transient {
+                        phase: Phase::Connect,
+                        error,
+                    })?;
+            let s = match self.db.front_pool().take_idle() {
+                Some(s) => s,
+                None => {
+                    let conn = Conn::new(self.opts.clone())
+                        .await
+                        .map_err(|e| from_driver(e, Phase::Connect))?;
+                    PooledConn::new(conn, &self.default_db)
+                }
+            };
+            self.session = Some((s, permit));
         }
-        let s = self.session.as_mut().expect("connected above");
+        let (s, _) = self.session.as_mut().expect("connected above");
         set_context(s, &ctx.at(0), &self.default_db, Phase::Connect).await?;
         Ok(&mut s.conn)
     }
@@ -126,9 +229,14 @@ impl Passthrough {
         r: Result<Result<T, DbError>, tokio::time::error::Elapsed>,
     ) -> Result<T, DbError> {
         match r {
-            Ok(Ok(v)) => Ok(v),
+            Ok(Ok(v)) => {
+                self.release();
+                Ok(v)
+            }
             Ok(Err(e)) => {
-                if !matches!(e, DbError::Definitive { .. }) {
+                if matches!(e, DbError::Definitive { .. }) {
+                    self.release();
+                } else {
                     self.discard();
                 }
                 Err(e)
@@ -147,7 +255,7 @@ impl Passthrough {
     /// `ctx`: record that, so nothing is sent again (a `SET NAMES` re-sent
     /// without its COLLATE would change the collation).
     pub fn adopt(&mut self, ctx: &RequestContext) {
-        if let Some(s) = &mut self.session {
+        if let Some((s, _)) = &mut self.session {
             s.settings.database = Some(
                 ctx.database
                     .clone()
@@ -159,12 +267,31 @@ impl Passthrough {
         }
     }
 
+    /// False once the pinned connection was dropped (a timeout or a lost
+    /// link): MariaDB rolls back what it held.
     pub fn is_connected(&self) -> bool {
         self.session.is_some()
     }
 
     fn discard(&mut self) {
-        discard(self.session.take());
+        if let Some((s, _permit)) = self.session.take() {
+            discard(Some(s));
+        }
+        // What only that connection held is gone with it (MariaDB rolls
+        // back its transaction, drops its temporary tables and variables).
+        self.sticky = false;
+        if self.pinned.take().is_some() {
+            self.db.front_pool().pinned(-1);
+        }
+    }
+}
+
+impl Drop for Passthrough {
+    /// The client left: a connection it still holds carries its session
+    /// (a transaction MariaDB must roll back, its variables), so it is
+    /// closed, never shared.
+    fn drop(&mut self) {
+        self.discard();
     }
 }
 

@@ -62,7 +62,37 @@ impl Forwarder {
         keyword: &str,
     ) -> Result<Forwarded, EngineError> {
         self.check(kind, keyword)?;
-        self.pass.query(sql, ctx).await.map_err(forward_error)
+        if matches!(keyword, "SET" | "USE") {
+            self.pass.query_session(sql, &[], ctx).await.map(|(r, _)| r)
+        } else {
+            self.pass.query(sql, ctx).await
+        }
+        .map_err(forward_error)
+    }
+
+    /// A client's session statement (`SET`, `USE`), then `after` on the
+    /// same MariaDB connection: their answers.
+    pub async fn session(
+        &mut self,
+        sql: &[u8],
+        after: &[&[u8]],
+        ctx: &RequestContext,
+    ) -> Result<(Forwarded, Vec<Forwarded>), EngineError> {
+        self.pass
+            .query_session(sql, after, ctx)
+            .await
+            .map_err(forward_error)
+    }
+
+    /// Keep this client's MariaDB connection for the rest of its session
+    /// (see `db::front_pool`), for `why`.
+    pub fn pin_session(&mut self, why: &'static str) {
+        self.pass.pin_session(why);
+    }
+
+    /// Share the connection again after each statement.
+    pub fn unpin(&mut self) {
+        self.pass.unpin();
     }
 
     /// Prepare `sql` on MariaDB: its parameter count and result columns.
@@ -103,6 +133,8 @@ impl Forwarder {
         if mode != Mode::Direct {
             return Err(EngineError::ReadingTransaction { mode });
         }
+        // The transaction lives on one connection: keep it.
+        self.pass.pin("transaction");
         let mut steps = vec![(SqlText::from("START TRANSACTION"), Vec::new())];
         steps.extend(buffered.into_iter().map(|st| {
             let params: Vec<Value> = st.params.iter().map(to_value).collect();
@@ -116,6 +148,7 @@ impl Forwarder {
             };
             if let Err(e) = r {
                 let _ = self.pass.query(b"ROLLBACK", ctx).await;
+                self.pass.unpin();
                 return Err(forward_error(e));
             }
         }
@@ -162,14 +195,13 @@ impl Forwarder {
                 if !matches!(e, EngineError::NoAnswer(_)) {
                     let _ = self.pass.query(b"ROLLBACK", ctx).await;
                 }
+                self.pass.unpin();
                 return Err(e);
             }
         }
-        self.pass
-            .query(b"COMMIT", ctx)
-            .await
-            .map(|_| ())
-            .map_err(forward_error)
+        let r = self.pass.query(b"COMMIT", ctx).await;
+        self.pass.unpin();
+        r.map(|_| ()).map_err(forward_error)
     }
 
     /// The client's own forwarded `USE`/`SET` already put the connection in

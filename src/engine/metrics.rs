@@ -87,6 +87,59 @@ pub fn render(status: &EngineStatus, latencies: &Latencies) -> String {
         "Mode changes since start.",
         status.mode.transitions,
     );
+    let p = &status.mysql_pool;
+    for (name, kind, help, value) in [
+        (
+            "sluice_mysql_pool_size",
+            "gauge",
+            "MariaDB connections the MySQL front's pool may hold (mysql_pool_size).",
+            p.size as f64,
+        ),
+        (
+            "sluice_mysql_pool_in_use",
+            "gauge",
+            "Pool connections held by clients now.",
+            p.in_use as f64,
+        ),
+        (
+            "sluice_mysql_pool_pinned",
+            "gauge",
+            "Clients keeping a pool connection between statements (transaction or session state).",
+            p.pinned as f64,
+        ),
+        (
+            "sluice_mysql_pool_idle",
+            "gauge",
+            "Open pool connections no client holds.",
+            p.idle as f64,
+        ),
+        (
+            "sluice_mysql_pool_waiting",
+            "gauge",
+            "Clients waiting for a pool connection now.",
+            p.waiting as f64,
+        ),
+        (
+            "sluice_mysql_pool_waits_total",
+            "counter",
+            "Times a client had to wait for a pool connection.",
+            p.waits_total as f64,
+        ),
+        (
+            "sluice_mysql_pool_wait_seconds_total",
+            "counter",
+            "Time clients spent waiting for a pool connection.",
+            p.wait_seconds_total,
+        ),
+        (
+            "sluice_mysql_pool_exhausted_total",
+            "counter",
+            "Clients refused after waiting mysql_pool_wait.",
+            p.exhausted_total as f64,
+        ),
+    ] {
+        metric(&mut out, name, kind, help, value);
+    }
     let q = &status.queue;
     metric(
         &mut out,

@@ -49,6 +49,7 @@ impl Engine {
             },
             target: inner.target_record(),
             failover: failover::status(inner),
+            mysql_pool: inner.db().front_pool().stats(),
             counters,
         }
     }
@@ -73,6 +74,8 @@ pub struct EngineStatus {
     pub drain: DrainStatus,
     pub target: TargetRecord,
     pub failover: Option<failover::FailoverStatus>,
+    /// The MySQL front's pool of MariaDB connections.
+    pub mysql_pool: crate::db::front_pool::FrontPoolStats,
     pub counters: HashMap<&'static str, u64>,
 }
 

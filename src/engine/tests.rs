@@ -80,6 +80,7 @@ async fn offline_engine(backend: Arc<dyn Backend>, max_count: u64) -> Engine {
         "sluice_applied",
         timeouts,
         1,
+        Default::default(),
     )
     .expect("valid url");
     Engine::start(config(max_count), backend, db, None)

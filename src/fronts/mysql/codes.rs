@@ -15,6 +15,8 @@ const fn code(code: u16, sqlstate: &'static str) -> Code {
 
 /// ER_OUT_OF_RESOURCES: sluice's queue is full.
 pub const OUT_OF_RESOURCES: Code = code(1041, "HY000");
+/// ER_CON_COUNT_ERROR: more clients than `mysql_max_clients`.
+pub const TOO_MANY_CONNECTIONS: Code = code(1040, "08004");
 /// ER_HANDSHAKE_ERROR: a handshake sluice cannot serve.
 pub const HANDSHAKE_ERROR: Code = code(1043, "08S01");
 /// ER_ACCESS_DENIED_ERROR: wrong user or password.

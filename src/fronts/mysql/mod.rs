@@ -45,6 +45,8 @@ pub struct MysqlConfig {
     /// How long a client is held for a queued write before an OK naming it.
     pub hold: Duration,
     pub max_packet: usize,
+    /// Most clients connected at once; more get error 1040.
+    pub max_clients: usize,
 }
 
 pub struct FrontState {
@@ -65,6 +67,20 @@ pub async fn serve(listener: TcpListener, state: Arc<FrontState>, within: Durati
             _ = state.stop.cancelled() => break,
         };
         match accepted {
+            Ok((stream, peer)) if tasks.len() >= state.cfg.max_clients => {
+                // As MariaDB answers past max_connections: an error instead
+                // of the greeting.
+                let max = state.cfg.max_clients;
+                let max_packet = state.cfg.max_packet;
+                tasks.spawn(async move {
+                    let mut wire = wire::Wire::new(stream, max_packet);
+                    let msg = format!("Too many connections: sluice's MySQL front serves at most {max} clients at once (mysql_max_clients)");
+                    if wire.send(packets::err(codes::TOO_MANY_CONNECTIONS, &msg)).await.is_ok() {
+                        let _ = wire.flush().await;
+                    }
+                    tracing::debug!(%peer, "MySQL client refused: mysql_max_clients reached");
+                });
+            }
             Ok((stream, peer)) => {
                 let id = ids.fetch_add(1, Ordering::Relaxed);
                 let state = state.clone();

@@ -30,8 +30,21 @@ use std::time::Duration;
 #[derive(Default)]
 pub struct Remembered {
     answers: Mutex<HashMap<String, Forwarded>>,
+    /// Databases MariaDB let a client `USE`: a client naming one at
+    /// connect needs no MariaDB connection (its first statement selects
+    /// it, and fails there if it is gone).
+    databases: Mutex<std::collections::HashSet<String>>,
     settings: Mutex<HashMap<(String, Settings), Settings>>,
 }
+
+/// The front's pool had no connection to give within `mysql_pool_wait`.
+fn pool_exhausted(e: &EngineError) -> bool {
+    matches!(e, EngineError::Sql { error, .. } if error.code == 1040)
+}
+
+/// Reads back the settings sluice tracks, as MariaDB resolved them.
+const READ_BACK: &[u8] =
+    b"SELECT @@session.sql_mode, @@session.time_zone, @@session.character_set_client";
 
 /// The tracked settings: `sql_mode`, `time_zone`, character set.
 type Settings = (Option<String>, Option<String>, Option<String>);
@@ -342,6 +355,19 @@ impl Session {
         if db.is_empty() {
             return Reply::err(codes::NO_DB, "No database selected");
         }
+        let known = self
+            .cache
+            .databases
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains(&db);
+        if known {
+            if self.session_track {
+                self.state_changes.schema(&db);
+            }
+            self.ctx.database = Some(db);
+            return Reply::ok();
+        }
         let sql = format!("USE `{}`", db.replace('`', "``"));
         match self
             .pass
@@ -352,6 +378,11 @@ impl Session {
                 if self.session_track {
                     self.state_changes.schema(&db);
                 }
+                self.cache
+                    .databases
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .insert(db.clone());
                 self.ctx.database = Some(db);
                 self.pass.adopt(&self.ctx);
                 Reply::ok()
@@ -588,6 +619,7 @@ impl Session {
                         .pass
                         .query(b"ROLLBACK", &self.ctx, Forward::Read, "ROLLBACK")
                         .await;
+                    self.pass.unpin();
                 }
                 Reply::ok()
             }
@@ -638,36 +670,32 @@ impl Session {
             .iter()
             .filter(|(n, _)| n != "autocommit")
             .collect();
+        if assignments.is_empty() || rest.iter().any(|(n, _)| !is_tracked(n)) {
+            // State sluice does not carry from one connection to another
+            // (user variables, other settings): this client keeps its
+            // connection from now on.
+            self.pass.pin_session("session variables");
+        }
         if autocommit.is_some() && rest.is_empty() {
             return Reply::ok();
         }
-        let tracked = |n: &str| {
-            matches!(
-                n,
-                "names"
-                    | "character set"
-                    | "sql_mode"
-                    | "time_zone"
-                    | "character_set_client"
-                    | "character_set_connection"
-                    | "character_set_results"
-                    | "collation_connection"
-            )
-        };
-        match self.pass.query(sql, &self.ctx, Forward::Read, "SET").await {
-            Ok(r) => {
-                if autocommit == Some(false) {
-                    // The pass-through connection stays autocommit: the
-                    // session's transaction is sluice's to hold.
-                    let _ = self
-                        .pass
-                        .query(b"SET autocommit = 1", &self.ctx, Forward::Read, "SET")
-                        .await;
-                }
-                if rest.iter().any(|(n, _)| tracked(n)) {
+        let read_back = rest.iter().any(|(n, _)| is_tracked(n));
+        // On the same connection: the pass-through stays autocommit (the
+        // session's transaction is sluice's to hold), and what MariaDB
+        // resolved is read back before another client can use it.
+        let mut after: Vec<&[u8]> = Vec::new();
+        if autocommit == Some(false) {
+            after.push(b"SET autocommit = 1");
+        }
+        if read_back {
+            after.push(READ_BACK);
+        }
+        match self.pass.session(sql, &after, &self.ctx).await {
+            Ok((r, answers)) => {
+                if read_back {
                     let before = settings_of(&self.ctx);
                     let names = tracked_variables(&rest);
-                    if self.read_back_context().await {
+                    if answers.last().is_some_and(|a| self.adopt_read_back(a)) {
                         self.cache
                             .settings
                             .lock()
@@ -787,6 +815,7 @@ impl Session {
                     self.hold_if_lost();
                 } else {
                     self.txn = Txn::None;
+                    self.pass.unpin();
                 }
                 r
             }
@@ -835,34 +864,30 @@ impl Session {
         }
     }
 
-    /// Record the session context as MariaDB resolved it, so queued writes
-    /// replay with exactly these values; `false` when it could not be read.
-    async fn read_back_context(&mut self) -> bool {
-        let sql = b"SELECT @@session.sql_mode, @@session.time_zone, @@session.character_set_client";
-        if let Ok(r) = self
-            .pass
-            .query(sql, &self.ctx, Forward::Read, "SELECT")
-            .await
-        {
-            if let Some(row) = r.rows.first() {
-                let text = |i: usize| match row.get(i) {
-                    Some(Value::Bytes(b)) => Some(String::from_utf8_lossy(b).to_string()),
-                    _ => None,
-                };
-                self.ctx.sql_mode = text(0);
-                self.ctx.time_zone = text(1);
-                if let Some(cs) = text(2) {
-                    self.ctx.charset = Some(cs);
-                }
-                self.pass.adopt(&self.ctx);
-                return true;
-            }
+    /// Record the session context as MariaDB resolved it ([`READ_BACK`]'s
+    /// answer), so queued writes replay with exactly these values; `false`
+    /// when the answer holds no row.
+    fn adopt_read_back(&mut self, r: &Forwarded) -> bool {
+        let Some(row) = r.rows.first() else {
+            return false;
+        };
+        let text = |i: usize| match row.get(i) {
+            Some(Value::Bytes(b)) => Some(String::from_utf8_lossy(b).to_string()),
+            _ => None,
+        };
+        self.ctx.sql_mode = text(0);
+        self.ctx.time_zone = text(1);
+        if let Some(cs) = text(2) {
+            self.ctx.charset = Some(cs);
         }
-        false
+        true
     }
 
     async fn pass_through(&mut self, sql: &[u8], kind: Forward, keyword: &str) -> Reply {
         let text = String::from_utf8_lossy(sql);
+        if let Some(why) = leaves_session_state(&text, keyword) {
+            self.pass.pin_session(why);
+        }
         let bootstrap = is_bootstrap(&text);
         match self.pass.query(sql, &self.ctx, kind, keyword).await {
             Ok(mut r) if r.columns.is_some() => {
@@ -876,7 +901,11 @@ impl Session {
                 }
                 Reply::Rows(r)
             }
-            Err(e @ EngineError::NoAnswer(_)) if bootstrap => {
+            // Remembered answers also serve a client while the pool is
+            // exhausted (drivers send these on connect).
+            Err(e @ (EngineError::NoAnswer(_) | EngineError::Sql { .. }))
+                if bootstrap && (matches!(e, EngineError::NoAnswer(_)) || pool_exhausted(&e)) =>
+            {
                 let cached = self
                     .cache
                     .answers
@@ -981,6 +1010,45 @@ fn parse_set(sql: &str) -> Vec<(String, String)> {
         out.push((name, unquote(value.trim())));
     }
     out
+}
+
+/// Settings sluice tracks and sets again on any connection it uses for the
+/// client (`collation_connection` follows the character set).
+fn is_tracked(name: &str) -> bool {
+    matches!(
+        name,
+        "names"
+            | "character set"
+            | "sql_mode"
+            | "time_zone"
+            | "character_set_client"
+            | "character_set_connection"
+            | "character_set_results"
+            | "collation_connection"
+    )
+}
+
+/// Why a passed-through statement leaves state on its MariaDB connection
+/// that another connection would not have, if it does: the client must
+/// keep that connection. Cautious: a `@` anywhere counts.
+fn leaves_session_state(text: &str, keyword: &str) -> Option<&'static str> {
+    let upper = text.to_ascii_uppercase();
+    // A single `@` (a user variable); `@@name` is a system variable.
+    let b = upper.as_bytes();
+    let user_variable = (0..b.len()).any(|i| {
+        b[i] == b'@' && (i == 0 || b[i - 1] != b'@') && b.get(i + 1).is_some_and(|&n| n != b'@')
+    });
+    match keyword {
+        "LOCK" => Some("LOCK TABLES"),
+        "PREPARE" | "EXECUTE" | "DEALLOCATE" | "HANDLER" => Some("SQL prepared statement"),
+        _ if upper.contains("TEMPORARY") => Some("temporary table"),
+        _ if upper.contains("GET_LOCK") => Some("GET_LOCK"),
+        // Assigning one (`@v := …`, `INTO @v`); reading one needs nothing.
+        _ if user_variable && (upper.contains(":=") || upper.contains("INTO")) => {
+            Some("user variable")
+        }
+        _ => None,
+    }
 }
 
 /// The variables MariaDB tracks by default that `assignments` set, with
@@ -1136,5 +1204,23 @@ mod tests {
         assert_eq!(switch_value("@x"), None);
         assert!(!is_mode_list("DEFAULT") && is_mode_list("ANSI_QUOTES,STRICT_ALL_TABLES"));
         assert!(!is_name("utf8mb4'"));
+        assert_eq!(
+            leaves_session_state("SELECT @@version, @@socket", "SELECT"),
+            None
+        );
+        assert_eq!(
+            leaves_session_state("SELECT @n := 1", "SELECT"),
+            Some("user variable")
+        );
+        assert_eq!(leaves_session_state("SELECT @n", "SELECT"), None);
+        assert_eq!(
+            leaves_session_state("CREATE TEMPORARY TABLE x (a INT)", "CREATE"),
+            Some("temporary table")
+        );
+        assert_eq!(
+            leaves_session_state("SELECT GET_LOCK('a', 1)", "SELECT"),
+            Some("GET_LOCK")
+        );
+        assert_eq!(leaves_session_state("SELECT * FROM t", "SELECT"), None);
     }
 }

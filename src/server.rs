@@ -62,12 +62,10 @@ pub async fn start(config: Config) -> Result<Running, ServerError> {
         check_write_user(&config, fc).await?;
     }
     let engine = Engine::start(config.engine.clone(), store, db, replica).await?;
-    let listener = tokio::net::TcpListener::bind(config.http.listen)
-        .await
-        .map_err(|source| ServerError::Listen {
-            addr: config.http.listen,
-            source,
-        })?;
+    let listener = listen(config.http.listen).map_err(|source| ServerError::Listen {
+        addr: config.http.listen,
+        source,
+    })?;
     let http_addr = listener
         .local_addr()
         .map_err(|source| ServerError::Listen {
@@ -94,12 +92,10 @@ pub async fn start(config: Config) -> Result<Running, ServerError> {
     let (mysql_addr, mysql) = match &config.mysql {
         None => (None, None),
         Some(m) => {
-            let listener = tokio::net::TcpListener::bind(m.listen)
-                .await
-                .map_err(|source| ServerError::Listen {
-                    addr: m.listen,
-                    source,
-                })?;
+            let listener = listen(m.listen).map_err(|source| ServerError::Listen {
+                addr: m.listen,
+                source,
+            })?;
             let addr = listener
                 .local_addr()
                 .map_err(|source| ServerError::Listen {
@@ -133,6 +129,22 @@ pub async fn start(config: Config) -> Result<Running, ServerError> {
         http,
         config,
     })
+}
+
+/// Connections a listener queues before they are accepted: a surge of
+/// clients connecting at once waits in this queue rather than being
+/// dropped (the kernel caps it at `net.core.somaxconn`).
+const LISTEN_BACKLOG: u32 = 8192;
+
+fn listen(addr: std::net::SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(LISTEN_BACKLOG)
 }
 
 fn database(config: &Config, url: &str) -> Result<Database, ServerError> {

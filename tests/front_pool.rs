@@ -65,17 +65,20 @@ async fn a_surge_of_clients_costs_mariadb_only_the_pool() {
         raw.db_max_idle = Some("4".into());
     })
     .await;
-    let clients = 300u32;
+    // SLUICE_SURGE_CLIENTS=2000 for the size of a real surge.
+    let clients: u32 = std::env::var("SLUICE_SURGE_CLIENTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(300);
     let go = std::sync::Arc::new(tokio::sync::Barrier::new(clients as usize));
     let mut tasks = Vec::new();
     for c in 0..clients {
         let (opts, go) = (opts.clone(), go.clone());
         tasks.push(tokio::spawn(async move {
-            let mut conn = mysql_async::Conn::new(opts)
-                .await
-                .map_err(|e| format!("connect: {e}"))?;
-            // Everyone is connected before anyone works.
+            let conn = mysql_async::Conn::new(opts).await;
+            // Everyone is connected (or refused) before anyone works.
             go.wait().await;
+            let mut conn = conn.map_err(|e| format!("connect: {e}"))?;
             let n: Option<i64> = conn
                 .query_first("SELECT COUNT(*) FROM t")
                 .await

@@ -137,6 +137,11 @@ impl FrontPool {
         }
     }
 
+    /// A client would get a connection now without waiting.
+    pub fn has_free(&self) -> bool {
+        self.permits.available_permits() > 0
+    }
+
     pub fn stats(&self) -> FrontPoolStats {
         let size = self.limits.size.max(1);
         FrontPoolStats {

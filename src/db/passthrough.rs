@@ -43,6 +43,9 @@ pub struct Passthrough {
     timeout: Duration,
     /// The connection this client holds now, and its place in the pool.
     session: Option<(PooledConn, Permit)>,
+    /// A place in the pool taken before a statement's deadline starts
+    /// (waiting for the pool is not MariaDB being slow).
+    waiting_permit: Option<Permit>,
     /// Why the client keeps its connection between statements, if it does.
     pinned: Option<&'static str>,
     /// Pinned for the rest of the session (state only this connection
@@ -61,6 +64,7 @@ impl Passthrough {
             timeout: db.timeouts.write,
             db,
             session: None,
+            waiting_permit: None,
             pinned: None,
             sticky: false,
         }
@@ -99,8 +103,19 @@ impl Passthrough {
         self.pinned
     }
 
+    /// Take a place in the pool before a statement (unless the client holds
+    /// a connection already): the client waits up to `mysql_pool_wait`.
+    async fn wait_for_pool(&mut self) -> Result<(), DbError> {
+        self.follow_target();
+        if self.session.is_none() && self.waiting_permit.is_none() {
+            self.waiting_permit = Some(self.db.front_pool().acquire().await.map_err(pool_error)?);
+        }
+        Ok(())
+    }
+
     /// After a statement: back to the pool unless pinned.
     fn release(&mut self) {
+        self.waiting_permit = None;
         if self.pinned.is_none() {
             if let Some((s, _permit)) = self.session.take() {
                 self.db.front_pool().put_idle(s);
@@ -127,6 +142,7 @@ impl Passthrough {
 
     /// Run one text statement with the client's context.
     pub async fn query(&mut self, sql: &[u8], ctx: &RequestContext) -> Result<PassReply, DbError> {
+        self.wait_for_pool().await?;
         let r = tokio::time::timeout(self.timeout, async {
             let conn = self.connect(ctx).await?;
             collect(conn.query_iter(sql).await.map_err(statement_error)?).await
@@ -145,6 +161,7 @@ impl Passthrough {
         after: &[&[u8]],
         ctx: &RequestContext,
     ) -> Result<(PassReply, Vec<PassReply>), DbError> {
+        self.wait_for_pool().await?;
         let r = tokio::time::timeout(self.timeout, async {
             let conn = self.connect(ctx).await?;
             let first = collect(conn.query_iter(sql).await.map_err(statement_error)?).await?;
@@ -167,6 +184,7 @@ impl Passthrough {
         sql: &[u8],
         ctx: &RequestContext,
     ) -> Result<(u16, Vec<Column>), DbError> {
+        self.wait_for_pool().await?;
         let r = tokio::time::timeout(self.timeout, async {
             let conn = self.connect(ctx).await?;
             let st = conn.prep(sql).await.map_err(statement_error)?;
@@ -183,6 +201,7 @@ impl Passthrough {
         params: Vec<Value>,
         ctx: &RequestContext,
     ) -> Result<PassReply, DbError> {
+        self.wait_for_pool().await?;
         let r = tokio::time::timeout(self.timeout, async {
             let conn = self.connect(ctx).await?;
             let result = conn
@@ -199,15 +218,10 @@ impl Passthrough {
     async fn connect(&mut self, ctx: &RequestContext) -> Result<&mut Conn, DbError> {
         self.follow_target();
         if self.session.is_none() {
-            let permit =
-                self.db
-                    .front_pool()
-                    .acquire()
-                    .await
-                    .map_err(|error| DbError::Transient {
-                        phase: Phase::Connect,
-                        error,
-                    })?;
+            let permit = match self.waiting_permit.take() {
+                Some(p) => p,
+                None => self.db.front_pool().acquire().await.map_err(pool_error)?,
+            };
             let s = match self.db.front_pool().take_idle() {
                 Some(s) => s,
                 None => {
@@ -274,6 +288,7 @@ impl Passthrough {
     }
 
     fn discard(&mut self) {
+        self.waiting_permit = None;
         if let Some((s, _permit)) = self.session.take() {
             discard(Some(s));
         }
@@ -292,6 +307,15 @@ impl Drop for Passthrough {
     /// closed, never shared.
     fn drop(&mut self) {
         self.discard();
+    }
+}
+
+/// The pool had no connection within `mysql_pool_wait`: MariaDB's answer
+/// to too many connections, naming sluice's limit.
+fn pool_error(error: crate::write::SqlError) -> DbError {
+    DbError::Transient {
+        phase: Phase::Connect,
+        error,
     }
 }
 

@@ -327,6 +327,11 @@ impl Engine {
         self.inner.mode.mode()
     }
 
+    /// The MySQL front's pool would give a connection now without waiting.
+    pub fn front_pool_has_free(&self) -> bool {
+        self.inner.db().front_pool().has_free()
+    }
+
     /// The `sql_mode` a new MariaDB session starts with (`None` until sluice
     /// has connected once).
     pub fn server_sql_mode(&self) -> Option<String> {

@@ -34,6 +34,9 @@ pub struct Remembered {
     /// connect needs no MariaDB connection (its first statement selects
     /// it, and fails there if it is gone).
     databases: Mutex<std::collections::HashSet<String>>,
+    /// One `USE` of a database not yet known goes to MariaDB at a time;
+    /// clients connecting together wait for its answer.
+    database_gates: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     settings: Mutex<HashMap<(String, Settings), Settings>>,
 }
 
@@ -355,6 +358,15 @@ impl Session {
         if db.is_empty() {
             return Reply::err(codes::NO_DB, "No database selected");
         }
+        let gate = self
+            .cache
+            .database_gates
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(db.clone())
+            .or_default()
+            .clone();
+        let _one_at_a_time = gate.lock().await;
         let known = self
             .cache
             .databases
@@ -889,6 +901,20 @@ impl Session {
             self.pass.pin_session(why);
         }
         let bootstrap = is_bootstrap(&text);
+        if bootstrap && !self.engine.front_pool_has_free() {
+            // Every pool connection is busy (a surge of clients connecting):
+            // what MariaDB answered to the same query serves.
+            let cached = self
+                .cache
+                .answers
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .get(text.trim())
+                .cloned();
+            if let Some(r) = cached {
+                return Reply::Rows(r);
+            }
+        }
         match self.pass.query(sql, &self.ctx, kind, keyword).await {
             Ok(mut r) if r.columns.is_some() => {
                 hide_server_socket(&mut r);

@@ -52,6 +52,17 @@ const READ_BACK: &[u8] =
 /// The tracked settings: `sql_mode`, `time_zone`, character set.
 type Settings = (Option<String>, Option<String>, Option<String>);
 
+impl Remembered {
+    /// What MariaDB last answered to bootstrap query `text`.
+    fn answer(&self, text: &str) -> Option<Forwarded> {
+        self.answers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(text.trim())
+            .cloned()
+    }
+}
+
 pub type BootstrapCache = Arc<Remembered>;
 
 fn settings_of(ctx: &RequestContext) -> Settings {
@@ -904,14 +915,7 @@ impl Session {
         if bootstrap && !self.engine.front_pool_has_free() {
             // Every pool connection is busy (a surge of clients connecting):
             // what MariaDB answered to the same query serves.
-            let cached = self
-                .cache
-                .answers
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .get(text.trim())
-                .cloned();
-            if let Some(r) = cached {
+            if let Some(r) = self.cache.answer(&text) {
                 return Reply::Rows(r);
             }
         }
@@ -932,14 +936,7 @@ impl Session {
             Err(e @ (EngineError::NoAnswer(_) | EngineError::Sql { .. }))
                 if bootstrap && (matches!(e, EngineError::NoAnswer(_)) || pool_exhausted(&e)) =>
             {
-                let cached = self
-                    .cache
-                    .answers
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .get(text.trim())
-                    .cloned();
-                match cached {
+                match self.cache.answer(&text) {
                     Some(r) => Reply::Rows(r),
                     None => engine_reply(e),
                 }

@@ -134,6 +134,8 @@ config_keys! {
     http_max_body_bytes: "SLUICE_HTTP_MAX_BODY_BYTES" = "1MiB",
     /// HTTP requests handled at once; more are refused with 503 (load shedding).
     http_concurrency: "SLUICE_HTTP_CONCURRENCY" = "1024",
+    /// HTTP connections open at once; one more gets 503 and is closed.
+    http_max_connections: "SLUICE_HTTP_MAX_CONNECTIONS" = "4096",
     /// How long a queued write's request waits to be applied before a 202, when it sets no wait_ms.
     http_default_wait: "SLUICE_HTTP_DEFAULT_WAIT" = "10s",
     /// Largest wait_ms a request may ask for.
@@ -440,6 +442,7 @@ impl Config {
                 admin_tokens,
                 max_body_bytes: r.bytes("http_max_body_bytes")? as usize,
                 concurrency: r.int("http_concurrency", 1)? as usize,
+                max_connections: r.int("http_max_connections", 1)? as usize,
                 default_wait,
                 max_wait,
             },

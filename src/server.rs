@@ -79,10 +79,11 @@ pub async fn start(config: Config) -> Result<Running, ServerError> {
         cfg: Arc::new(config.http.clone()),
         stopping: stopping.clone(),
     };
+    let max_connections = config.http.max_connections;
     let app = http::router(state);
     let stop = stopping.clone();
     let http = tokio::spawn(async move {
-        let r = axum::serve(listener, app)
+        let r = axum::serve(http::listener::Limited::new(listener, max_connections), app)
             .with_graceful_shutdown(async move { stop.cancelled().await })
             .await;
         if let Err(e) = r {

@@ -1,8 +1,9 @@
-//! The MySQL front's bounded pool: a surge of clients never becomes a surge
-//! of MariaDB connections, a session keeps its own state and never sees
-//! another's, a client waits for a connection and is then told the limit,
-//! and the engine's own connections (probes, writes, the drain) stay out
-//! of the front's reach.
+//! Connection limits. The MySQL front's bounded pool: a surge of clients
+//! never becomes a surge of MariaDB connections, a session keeps its own
+//! state and never sees another's, a client waits for a connection and is
+//! then told the limit, and the engine's own connections (probes, writes,
+//! the drain) stay out of the front's reach. Both fronts refuse clients
+//! past their limit clearly.
 
 mod support;
 
@@ -299,4 +300,43 @@ async fn clients_beyond_the_limit_are_refused_clearly() {
     }
     let one: Option<i64> = held[0].query_first("SELECT 1").await.unwrap();
     assert_eq!(one, Some(1));
+}
+
+/// Past `http_max_connections` an HTTP client gets 503 naming the setting;
+/// once a connection closes, requests are served again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http_connections_beyond_the_limit_get_a_clear_503() {
+    let db = mariadb_with_table().await;
+    let (s, _dir) = direct_sluice_with(&db, |raw| {
+        raw.http_max_connections = Some("2".into());
+    })
+    .await;
+    let addr = s.base.trim_start_matches("http://").to_string();
+    let mut held = Vec::new();
+    for _ in 0..2 {
+        held.push(tokio::net::TcpStream::connect(&addr).await.unwrap());
+    }
+    // Accepted connections hold their slots; a fresh client is refused.
+    let fresh = reqwest::Client::new();
+    let resp = eventually(
+        "the third connection is refused",
+        Duration::from_secs(5),
+        || async {
+            let r = fresh.get(format!("{}/healthz", s.base)).send().await.ok()?;
+            (r.status().as_u16() == 503).then_some(r)
+        },
+    )
+    .await;
+    let body = resp.text().await.unwrap();
+    assert!(body.contains("http_max_connections"), "{body}");
+    drop(held);
+    eventually("served again", Duration::from_secs(5), || async {
+        let r = reqwest::Client::new()
+            .get(format!("{}/healthz", s.base))
+            .send()
+            .await
+            .ok()?;
+        r.status().is_success().then_some(())
+    })
+    .await;
 }

@@ -12,6 +12,7 @@
 
 pub mod admin;
 mod auth;
+pub mod listener;
 pub mod rescue;
 mod writes;
 
@@ -38,6 +39,8 @@ pub struct HttpConfig {
     pub admin_tokens: Vec<String>,
     pub max_body_bytes: usize,
     pub concurrency: usize,
+    /// Connections open at once (see `listener`).
+    pub max_connections: usize,
     pub default_wait: Duration,
     pub max_wait: Duration,
 }

@@ -46,7 +46,9 @@ impl Applier for Database {
         &'a self,
         writes: &'a [&'a Write],
     ) -> impl Future<Output = Result<Applied, DbError>> + Send + 'a {
-        self.apply(writes, Clock::Now)
+        // At each write's acceptance time: whichever attempt commits (this
+        // one, after a stall, or a replay), NOW() reads the same.
+        self.apply(writes, Clock::Accepted)
     }
 }
 

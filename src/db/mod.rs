@@ -255,12 +255,13 @@ impl Database {
 
     /// Apply one direct write, in a group with the direct writes in flight
     /// beside it when there are any (see `coalesce`); the answer is the one
-    /// it would get alone.
+    /// it would get alone. It runs at its acceptance time, as a replay does,
+    /// so `NOW()` is the same whichever attempt commits.
     pub async fn apply_direct(self: &Arc<Self>, write: &Write) -> Result<Applied, DbError> {
         if coalesce::groupable(write) {
             self.coalescer.apply(self, write).await
         } else {
-            self.apply(&[write], Clock::Now).await
+            self.apply(&[write], Clock::Accepted).await
         }
     }
 

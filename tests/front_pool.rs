@@ -268,6 +268,24 @@ async fn an_exhausted_pool_makes_clients_wait_then_names_the_limit() {
         metrics.contains("sluice_mysql_pool_exhausted_total"),
         "{metrics}"
     );
+    // A stall while the pool is exhausted: writes queue, and the drain runs
+    // on the engine's connections, not the front's.
+    db.pause();
+    s.wait_mode("buffering", Duration::from_secs(10)).await;
+    let (code, body) = s
+        .write_with(
+            json!({"sql": "INSERT INTO t (client, seq) VALUES (2, 1)"}),
+            &[("Prefer", "respond-async")],
+        )
+        .await;
+    assert_eq!(code, 202, "{body}");
+    db.resume();
+    s.wait_drained(Duration::from_secs(30)).await;
+    assert_eq!(
+        count(&db, "SELECT COUNT(*) FROM t WHERE client = 2").await,
+        1
+    );
+    assert_eq!(s.status().await["mysql_pool"]["pinned"], 2);
     // One transaction ends: the waiting client is served.
     holders[0].query_drop("COMMIT").await.unwrap();
     let n: Option<i64> = q

@@ -144,6 +144,8 @@ config_keys! {
     shutdown_timeout: "SLUICE_SHUTDOWN_TIMEOUT" = "10s",
     /// Log filter (tracing EnvFilter syntax), e.g. info or sluice=debug.
     log: "SLUICE_LOG" = "info",
+    /// Log lines: text (coloured only on a terminal) or json (one object per line, for log shippers).
+    log_format: "SLUICE_LOG_FORMAT" = "text",
     /// The replica to fail over to, with the write user: mysql://user:password@host:port/database (same database as db_url). Empty: no failover. In TOML also `[failover] replica = ...`.
     failover_replica: "SLUICE_FAILOVER_REPLICA" = "",
     /// Grace period: the primary must fail every probe this long before an automatic failover.
@@ -205,6 +207,15 @@ pub struct MysqlListen {
     pub front: crate::fronts::mysql::MysqlConfig,
 }
 
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    /// For people: coloured when stderr is a terminal, plain otherwise.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
 /// Validated settings.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -223,6 +234,7 @@ pub struct Config {
     pub engine: EngineConfig,
     pub shutdown_timeout: Duration,
     pub log: String,
+    pub log_format: LogFormat,
 }
 
 /// `[section] key = v` in a config file means `section_key = v`.
@@ -466,6 +478,11 @@ impl Config {
             },
             shutdown_timeout: r.duration("shutdown_timeout")?,
             log: r.text("log"),
+            log_format: match r.text("log_format").as_str() {
+                "text" => LogFormat::Text,
+                "json" => LogFormat::Json,
+                _ => return Err(r.invalid("log_format", "expected text or json")),
+            },
         })
     }
 }

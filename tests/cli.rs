@@ -100,3 +100,57 @@ async fn a_second_sluice_on_the_same_data_dir_is_refused() {
     assert_eq!(code, 1, "{err}");
     assert!(err.contains("another sluice"), "{err}");
 }
+
+/// The first line `sluice serve` logs, in `format` (stderr is a pipe here,
+/// as when logs go to a file).
+fn first_log_line(format: &str) -> String {
+    use std::io::BufRead;
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_sluice"))
+        .args([
+            "serve",
+            "--db-url=mysql://app:pw@127.0.0.1:1/app",
+            "--http-listen=127.0.0.1:0",
+            &format!("--log-format={format}"),
+            &format!("--data-dir={}", dir.path().display()),
+        ])
+        .env_remove("SLUICE_DB_URL")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let line = std::io::BufReader::new(child.stderr.take().unwrap())
+        .lines()
+        .next()
+        .expect("sluice logs a line")
+        .unwrap();
+    let _ = child.kill();
+    let _ = child.wait();
+    line
+}
+
+/// Logs written to a file carry no colour codes; `--log-format json`
+/// writes one JSON object per line; another format is refused.
+#[test]
+fn logs_are_plain_text_off_a_terminal_or_json() {
+    let text = first_log_line("text");
+    assert!(!text.contains('\u{1b}'), "escape codes in {text:?}");
+    assert!(text.contains("INFO") || text.contains("WARN"), "{text}");
+    let json: serde_json::Value = serde_json::from_str(&first_log_line("json")).unwrap();
+    assert!(
+        json["level"].is_string() && json["fields"].is_object(),
+        "{json}"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let (code, err) = serve(
+        &[
+            "--db-url=mysql://app:pw@127.0.0.1:1/app",
+            "--log-format=yaml",
+        ],
+        dir.path(),
+    );
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("log_format") && err.contains("text or json"),
+        "{err}"
+    );
+}

@@ -123,19 +123,31 @@ pub fn load_config(args: &ServeArgs) -> anyhow::Result<Config> {
 }
 
 pub fn init_tracing(filter: &str) {
+    init_logging(filter, crate::config::LogFormat::Text);
+}
+
+/// Log to stderr through `filter`, as text (colours only on a terminal, so
+/// a log file holds no escape codes) or as one JSON object per line.
+pub fn init_logging(filter: &str, format: crate::config::LogFormat) {
+    use std::io::IsTerminal;
     let filter = tracing_subscriber::EnvFilter::try_new(filter)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .try_init();
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        crate::config::LogFormat::Text => builder
+            .with_ansi(std::io::stderr().is_terminal())
+            .try_init(),
+        crate::config::LogFormat::Json => builder.json().try_init(),
+    };
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Serve(args) => {
             let config = load_config(&args).context("refusing to start")?;
-            init_tracing(&config.log);
+            init_logging(&config.log, config.log_format);
             let rt = tokio::runtime::Runtime::new()?;
             rt.block_on(crate::server::run(config, shutdown_signal()))?;
             Ok(())

@@ -154,3 +154,32 @@ fn logs_are_plain_text_off_a_terminal_or_json() {
         "{err}"
     );
 }
+
+/// Every command says what it does, and what an argument is.
+#[test]
+fn help_explains_the_commands_and_their_arguments() {
+    let help = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_sluice"))
+            .args(args)
+            .arg("--help")
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).to_string()
+    };
+    let drain = help(&["drain"]);
+    assert!(
+        drain.contains("pause   Stop applying queued writes"),
+        "{drain}"
+    );
+    assert!(
+        drain.contains("resume  Apply queued writes again"),
+        "{drain}"
+    );
+    for command in ["show", "retry", "drop"] {
+        let h = help(&["dead", command]);
+        assert!(
+            h.contains("<REFERENCE>  The dead letter: its sequence number"),
+            "{h}"
+        );
+    }
+}

@@ -84,12 +84,22 @@ pub enum DeadCommand {
     /// List dead letters, oldest first.
     List(admin::PageArgs),
     /// Show one dead letter (by sequence number or write id) with its error.
-    Show { reference: String },
+    Show {
+        /// The dead letter: its sequence number (SEQ in `dead list`) or its
+        /// write id (26 characters).
+        reference: String,
+    },
     /// Apply a dead letter again (now if sluice is direct, else at the back
     /// of the queue); it leaves the list only once applied or queued.
-    Retry { reference: String },
+    Retry {
+        /// The dead letter: its sequence number (SEQ in `dead list`) or its
+        /// write id (26 characters).
+        reference: String,
+    },
     /// Drop a dead letter for good.
     Drop {
+        /// The dead letter: its sequence number (SEQ in `dead list`) or its
+        /// write id (26 characters).
         reference: String,
         /// Do not ask for confirmation.
         #[arg(long)]
@@ -99,7 +109,10 @@ pub enum DeadCommand {
 
 #[derive(Debug, Subcommand)]
 pub enum DrainCommand {
+    /// Stop applying queued writes (new writes keep being queued behind
+    /// them); `drain resume` starts again.
     Pause,
+    /// Apply queued writes again after `drain pause`.
     Resume,
 }
 

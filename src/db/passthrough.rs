@@ -16,9 +16,8 @@ use super::pool::{discard, set_context, PooledConn};
 use super::{from_driver, Database, DbError, Phase};
 use crate::write::RequestContext;
 use mysql_async::prelude::Queryable;
-use mysql_async::{Column, Conn, Opts, Row, Value};
+use mysql_async::{Column, Conn, Row, Value};
 use std::sync::Arc;
-use std::time::Duration;
 use tokio::sync::watch;
 
 /// What MariaDB answered to a passed-through statement.
@@ -37,10 +36,9 @@ pub struct PassReply {
 
 pub struct Passthrough {
     target: watch::Receiver<Arc<Database>>,
+    /// The target now: its connection options, default database, deadline
+    /// and the front's pool.
     db: Arc<Database>,
-    opts: Opts,
-    default_db: String,
-    timeout: Duration,
     /// The connection this client holds now, and its place in the pool.
     session: Option<(PooledConn, Permit)>,
     /// A place in the pool taken before a statement's deadline starts
@@ -59,9 +57,6 @@ impl Passthrough {
         let db = target.borrow_and_update().clone();
         Passthrough {
             target,
-            opts: db.opts.clone(),
-            default_db: db.default_db.clone(),
-            timeout: db.timeouts.write,
             db,
             session: None,
             waiting_permit: None,
@@ -98,11 +93,6 @@ impl Passthrough {
         }
     }
 
-    /// Why the connection is pinned, if it is.
-    pub fn pinned(&self) -> Option<&'static str> {
-        self.pinned
-    }
-
     /// Take a place in the pool before a statement (unless the client holds
     /// a connection already): the client waits up to `mysql_pool_wait`.
     async fn wait_for_pool(&mut self) -> Result<(), DbError> {
@@ -127,8 +117,6 @@ impl Passthrough {
     fn follow_target(&mut self) {
         if self.target.has_changed().unwrap_or(false) {
             let db = self.target.borrow_and_update().clone();
-            self.opts = db.opts.clone();
-            self.default_db = db.default_db.clone();
             if let Some((s, _permit)) = self.session.take() {
                 discard(Some(s));
             }
@@ -142,13 +130,7 @@ impl Passthrough {
 
     /// Run one text statement with the client's context.
     pub async fn query(&mut self, sql: &[u8], ctx: &RequestContext) -> Result<PassReply, DbError> {
-        self.wait_for_pool().await?;
-        let r = tokio::time::timeout(self.timeout, async {
-            let conn = self.connect(ctx).await?;
-            collect(conn.query_iter(sql).await.map_err(statement_error)?).await
-        })
-        .await;
-        self.settle(r)
+        self.run(sql, &[], ctx, false).await.map(|(r, _)| r)
     }
 
     /// Run a client's `SET` or `USE`, verbatim, then the statements
@@ -161,8 +143,20 @@ impl Passthrough {
         after: &[&[u8]],
         ctx: &RequestContext,
     ) -> Result<(PassReply, Vec<PassReply>), DbError> {
+        self.run(sql, after, ctx, true).await
+    }
+
+    /// `sql`, then `after`, on one connection under one deadline;
+    /// `changes_session` when `sql` may change the session's settings.
+    async fn run(
+        &mut self,
+        sql: &[u8],
+        after: &[&[u8]],
+        ctx: &RequestContext,
+        changes_session: bool,
+    ) -> Result<(PassReply, Vec<PassReply>), DbError> {
         self.wait_for_pool().await?;
-        let r = tokio::time::timeout(self.timeout, async {
+        let r = tokio::time::timeout(self.db.timeouts.write, async {
             let conn = self.connect(ctx).await?;
             let first = collect(conn.query_iter(sql).await.map_err(statement_error)?).await?;
             let mut rest = Vec::new();
@@ -172,8 +166,10 @@ impl Passthrough {
             Ok((first, rest))
         })
         .await;
-        if let Some((s, _)) = &mut self.session {
-            s.settings.stale = true;
+        if changes_session {
+            if let Some((s, _)) = &mut self.session {
+                s.settings.stale = true;
+            }
         }
         self.settle(r)
     }
@@ -185,7 +181,7 @@ impl Passthrough {
         ctx: &RequestContext,
     ) -> Result<(u16, Vec<Column>), DbError> {
         self.wait_for_pool().await?;
-        let r = tokio::time::timeout(self.timeout, async {
+        let r = tokio::time::timeout(self.db.timeouts.write, async {
             let conn = self.connect(ctx).await?;
             let st = conn.prep(sql).await.map_err(statement_error)?;
             Ok::<_, DbError>((st.num_params(), st.columns().to_vec()))
@@ -202,7 +198,7 @@ impl Passthrough {
         ctx: &RequestContext,
     ) -> Result<PassReply, DbError> {
         self.wait_for_pool().await?;
-        let r = tokio::time::timeout(self.timeout, async {
+        let r = tokio::time::timeout(self.db.timeouts.write, async {
             let conn = self.connect(ctx).await?;
             let result = conn
                 .exec_iter(sql, mysql_async::Params::Positional(params))
@@ -214,9 +210,9 @@ impl Passthrough {
         self.settle(r)
     }
 
-    /// The connection, (re)connected if needed and in the client's context.
+    /// The connection, taken from the pool if needed (after
+    /// [`Self::wait_for_pool`]) and in the client's context.
     async fn connect(&mut self, ctx: &RequestContext) -> Result<&mut Conn, DbError> {
-        self.follow_target();
         if self.session.is_none() {
             let permit = match self.waiting_permit.take() {
                 Some(p) => p,
@@ -225,16 +221,16 @@ impl Passthrough {
             let s = match self.db.front_pool().take_idle() {
                 Some(s) => s,
                 None => {
-                    let conn = Conn::new(self.opts.clone())
+                    let conn = Conn::new(self.db.opts.clone())
                         .await
                         .map_err(|e| from_driver(e, Phase::Connect))?;
-                    PooledConn::new(conn, &self.default_db)
+                    PooledConn::new(conn, &self.db.default_db)
                 }
             };
             self.session = Some((s, permit));
         }
         let (s, _) = self.session.as_mut().expect("connected above");
-        set_context(s, &ctx.at(0), &self.default_db, Phase::Connect).await?;
+        set_context(s, &ctx.at(0), &self.db.default_db, Phase::Connect).await?;
         Ok(&mut s.conn)
     }
 
@@ -259,25 +255,9 @@ impl Passthrough {
                 self.discard();
                 Err(DbError::Timeout {
                     phase: Phase::Transaction,
-                    after: self.timeout,
+                    after: self.db.timeouts.write,
                 })
             }
-        }
-    }
-
-    /// The client's own forwarded `USE`/`SET` already put the connection in
-    /// `ctx`: record that, so nothing is sent again (a `SET NAMES` re-sent
-    /// without its COLLATE would change the collation).
-    pub fn adopt(&mut self, ctx: &RequestContext) {
-        if let Some((s, _)) = &mut self.session {
-            s.settings.database = Some(
-                ctx.database
-                    .clone()
-                    .unwrap_or_else(|| self.default_db.clone()),
-            );
-            s.settings.sql_mode = ctx.sql_mode.clone();
-            s.settings.time_zone = ctx.time_zone.clone();
-            s.settings.charset = ctx.charset.clone();
         }
     }
 

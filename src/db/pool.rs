@@ -54,8 +54,18 @@ pub(super) async fn set_context(
     default_db: &str,
     phase: Phase,
 ) -> Result<(), DbError> {
+    send_changes(s, phase, |state| state.changes(ctx, default_db)).await
+}
+
+/// Send the statements `plan` gives for the connection's settings, and
+/// record the settings it leaves once all of them ran.
+async fn send_changes(
+    s: &mut PooledConn,
+    phase: Phase,
+    plan: impl FnOnce(&mut AppliedSettings) -> Vec<String>,
+) -> Result<(), DbError> {
     let mut state = s.settings.clone();
-    for sql in state.changes(ctx, default_db) {
+    for sql in plan(&mut state) {
         if let Err(e) = s.conn.query_drop(sql).await {
             s.settings.stale = true;
             return Err(statement_setup_error(e, phase));
@@ -75,14 +85,10 @@ pub(super) async fn bind_text_params(
     default_db: &str,
     vars: &[(String, &[u8])],
 ) -> Result<Vec<String>, DbError> {
-    let mut state = s.settings.clone();
-    for sql in state.session_changes(ctx, default_db) {
-        if let Err(e) = s.conn.query_drop(sql).await {
-            s.settings.stale = true;
-            return Err(statement_setup_error(e, Phase::Transaction));
-        }
-    }
-    s.settings = state;
+    send_changes(s, Phase::Transaction, |state| {
+        state.session_changes(ctx, default_db)
+    })
+    .await?;
     let names: Vec<String> = vars.iter().map(|(n, _)| n.clone()).collect();
     let sql = format!(
         "SET {}",

@@ -204,12 +204,6 @@ impl Forwarder {
         r.map(|_| ()).map_err(forward_error)
     }
 
-    /// The client's own forwarded `USE`/`SET` already put the connection in
-    /// `ctx`: record that, so nothing is sent again.
-    pub fn adopt(&mut self, ctx: &RequestContext) {
-        self.pass.adopt(ctx);
-    }
-
     /// False once the connection was dropped (a timeout or a lost link):
     /// MariaDB then rolled back whatever transaction it held.
     pub fn is_connected(&self) -> bool {

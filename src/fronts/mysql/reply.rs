@@ -31,16 +31,6 @@ impl Reply {
         }
     }
 
-    /// MariaDB's answer to a forwarded statement that returned no rows.
-    pub fn from_forwarded(r: Forwarded) -> Reply {
-        Reply::Ok {
-            affected_rows: r.affected_rows,
-            last_insert_id: r.last_insert_id,
-            warnings: r.warnings,
-            info: r.info,
-        }
-    }
-
     pub fn err(code: Code, message: impl Into<String>) -> Reply {
         Reply::Err(SqlError {
             code: code.code,

@@ -42,7 +42,7 @@ pub struct Remembered {
 
 /// The front's pool had no connection to give within `mysql_pool_wait`.
 fn pool_exhausted(e: &EngineError) -> bool {
-    matches!(e, EngineError::Sql { error, .. } if error.code == 1040)
+    matches!(e, EngineError::Sql { error, .. } if error.code == codes::TOO_MANY_CONNECTIONS.code)
 }
 
 /// Reads back the settings sluice tracks, as MariaDB resolved them.
@@ -231,14 +231,27 @@ impl Session {
         }
     }
 
+    /// The session now uses database `db` (a tracking client is told).
+    fn select_database(&mut self, db: String) {
+        if self.session_track {
+            self.state_changes.schema(&db);
+        }
+        self.ctx.database = Some(db);
+    }
+
+    /// A statement's affected rows as this client counts them: an UPDATE's
+    /// matched rows for a client that asked for `CLIENT_FOUND_ROWS`.
+    fn affected(&self, rows_affected: u64, matched: Option<u64>) -> u64 {
+        match (self.found_rows, matched) {
+            (true, Some(m)) => m,
+            _ => rows_affected,
+        }
+    }
+
     /// MariaDB's answer to a forwarded statement, as this client gets it.
     fn answer(&self, r: Forwarded) -> Reply {
-        let affected_rows = match (self.found_rows, r.matched) {
-            (true, Some(m)) => m,
-            _ => r.affected_rows,
-        };
         Reply::Ok {
-            affected_rows,
+            affected_rows: self.affected(r.affected_rows, r.matched),
             last_insert_id: r.last_insert_id,
             warnings: r.warnings,
             info: r.info,
@@ -385,10 +398,7 @@ impl Session {
             .unwrap_or_else(|p| p.into_inner())
             .contains(&db);
         if known {
-            if self.session_track {
-                self.state_changes.schema(&db);
-            }
-            self.ctx.database = Some(db);
+            self.select_database(db);
             return Reply::ok();
         }
         let sql = format!("USE `{}`", db.replace('`', "``"));
@@ -398,25 +408,18 @@ impl Session {
             .await
         {
             Ok(_) => {
-                if self.session_track {
-                    self.state_changes.schema(&db);
-                }
                 self.cache
                     .databases
                     .lock()
                     .unwrap_or_else(|p| p.into_inner())
                     .insert(db.clone());
-                self.ctx.database = Some(db);
-                self.pass.adopt(&self.ctx);
+                self.select_database(db);
                 Reply::ok()
             }
             // While MariaDB does not answer, the database is tracked and
             // checked when the write is applied.
             Err(EngineError::NoAnswer(_)) => {
-                if self.session_track {
-                    self.state_changes.schema(&db);
-                }
-                self.ctx.database = Some(db);
+                self.select_database(db);
                 Reply::ok()
             }
             Err(e) => engine_reply(e),
@@ -592,14 +595,10 @@ impl Session {
         match self.engine.submit(req).await {
             Ok(Submitted::Applied { results, .. }) => {
                 let results = results.unwrap_or_default();
-                let found_rows = self.found_rows;
                 Reply::Ok {
                     affected_rows: results
                         .iter()
-                        .map(|r| match (found_rows, r.matched) {
-                            (true, Some(m)) => m,
-                            _ => r.rows_affected,
-                        })
+                        .map(|r| self.affected(r.rows_affected, r.matched))
                         .sum(),
                     last_insert_id: results.iter().rev().find_map(|r| r.last_insert_id),
                     warnings: 0,

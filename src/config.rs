@@ -43,6 +43,10 @@ macro_rules! config_keys {
             #[arg(long = "auth-token", env = "SLUICE_AUTH_TOKENS", value_delimiter = ',')]
             #[serde(default)]
             pub auth_tokens: Option<Vec<String>>,
+            /// Start even when the queue store has lost acknowledged writes (true or false; the flag alone means true): the missing sequence numbers are recorded as quarantined and in a loss-report-*.json in data_dir. Without it, sluice refuses to start and names them.
+            #[arg(long = "accept-loss", env = "SLUICE_ACCEPT_LOSS", num_args = 0..=1, default_missing_value = "true")]
+            #[serde(default, deserialize_with = "scalar")]
+            pub accept_loss: Option<String>,
         }
 
         /// The documented settings, in declaration order.
@@ -54,6 +58,12 @@ macro_rules! config_keys {
                 default: "(none)",
                 doc: "Bearer tokens accepted by the HTTP API (repeat the flag, or comma-separate in the environment). Required when http_listen is not a loopback address.",
             },
+            KeyDoc {
+                name: "accept_loss",
+                env: "SLUICE_ACCEPT_LOSS",
+                default: "false",
+                doc: "Start even when the queue store has lost acknowledged writes (the flag alone means true): the missing sequence numbers are recorded as quarantined and in a loss-report-*.json in data_dir. Without it, sluice refuses to start and names them.",
+            },
         ];
 
         impl RawConfig {
@@ -62,12 +72,14 @@ macro_rules! config_keys {
                 RawConfig {
                     $( $field: self.$field.or(lower.$field), )*
                     auth_tokens: self.auth_tokens.or(lower.auth_tokens),
+                    accept_loss: self.accept_loss.or(lower.accept_loss),
                 }
             }
 
             fn get(&self, name: &str) -> Option<&str> {
                 match name {
                     $( stringify!($field) => self.$field.as_deref(), )*
+                    "accept_loss" => self.accept_loss.as_deref(),
                     _ => None,
                 }
             }
@@ -423,6 +435,7 @@ impl Config {
             value: data_dir.display().to_string(),
             reason,
         })?;
+        let watermark = data_dir.join("acknowledged");
         let default_wait = r.duration("http_default_wait")?;
         let max_wait = r.duration("http_max_wait")?;
         if default_wait > max_wait {
@@ -475,6 +488,14 @@ impl Config {
                 ledger_retention: r.duration("ledger_retention")?,
                 prune_interval: r.duration("ledger_prune_interval")?,
                 failover: failover_settings(&r)?,
+                recovery: Some(crate::store::Recovery {
+                    watermark,
+                    accept_loss: match r.text("accept_loss").as_str() {
+                        "true" => true,
+                        "false" => false,
+                        _ => return Err(r.invalid("accept_loss", "expected true or false")),
+                    },
+                }),
             },
             shutdown_timeout: r.duration("shutdown_timeout")?,
             log: r.text("log"),

@@ -108,6 +108,16 @@ impl Engine {
                         return Err(e.into());
                     }
                 };
+                if self.inner.store.was_refused(id) {
+                    // That flush failed and took the first attempt back
+                    // (its client got an error): this one runs it anew,
+                    // under the same id, so the ledger still applies it
+                    // at most once.
+                    self.unregister(id);
+                    return self
+                        .dispatch(build_write(id, &req), req.wait, Origin::Client)
+                        .await;
+                }
                 self.await_applied(id, rx, req.wait, durable).await
             }
             None => {
@@ -229,11 +239,16 @@ impl Engine {
             last_error,
         };
         let seq = self.inner.store.append(&entry)?;
-        self.inner.store.put_status(
+        // The entry is in the queue now, so the answer follows its flush;
+        // the status entry is advice for lookups (the ledger is the proof),
+        // and failing to write it must not turn a queued write into an error.
+        if let Err(e) = self.inner.store.put_status(
             write.id,
             WriteStatus::Queued,
             write.idempotency_key.clone(),
-        )?;
+        ) {
+            tracing::error!(id = %write.id, error = %e, "cannot record a queued write's status");
+        }
         Ok(seq)
     }
 
@@ -247,20 +262,28 @@ impl Engine {
     ) -> Result<Submitted, EngineError> {
         if let Err(e) = appended {
             self.unregister(id);
-            return Err(match EngineError::from(e) {
-                EngineError::QueueFull { depth, bytes, .. } => EngineError::QueueFull {
+            return Err(match e {
+                StoreError::Full { depth, bytes, .. } => EngineError::QueueFull {
                     depth,
                     bytes,
                     outcome_unknown: unknown,
                 },
-                other => other,
+                // The store cannot take it (a full disk, an I/O error):
+                // nothing of it was queued.
+                other => EngineError::NotDurable(other),
             });
         }
         self.inner.counters.enqueued.fetch_add(1, Ordering::Relaxed);
-        let durable = match self.inner.store.sync().await {
+        let seq = appended.unwrap_or_default();
+        let durable = match self.inner.store.sync_appended(seq).await {
             Ok(d) => d,
             Err(e) => {
+                // The flush failed and took the entry back out: the error
+                // is final, the write will not be applied.
                 self.unregister(id);
+                if let Err(forget) = self.inner.store.forget_queued(id) {
+                    tracing::error!(%id, error = %forget, "cannot clear the status of a write that was not queued");
+                }
                 return Err(e.into());
             }
         };

@@ -77,9 +77,18 @@ pub(crate) async fn run(inner: Arc<Inner>, stop: CancellationToken) {
                 finish_batch(&inner, done.take());
                 continue;
             }
-            inner
+            if inner
                 .mode
-                .apply_if(Event::QueueEmpty, || inner.store.is_empty());
+                .apply_if(Event::QueueEmpty, || inner.store.is_empty())
+                .is_none()
+            {
+                // What is queued is not durable yet: its flush wakes us.
+                tokio::select! {
+                    _ = inner.drain_wake.notified() => {}
+                    _ = tokio::time::sleep(Duration::from_millis(5)) => {}
+                    _ = stop.cancelled() => return,
+                }
+            }
             continue;
         }
         // Take the run of good entries at the head, up to a byte budget;

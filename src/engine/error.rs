@@ -26,7 +26,7 @@ pub enum EngineError {
     },
     #[error("idempotency key {key:?} was already used for a different request")]
     IdempotencyMismatch { key: String },
-    #[error("the write could not be made durable: {0}")]
+    #[error("the write could not be made durable ({0}); it was not queued and will not be applied: retry it")]
     NotDurable(#[source] StoreError),
     /// The write as sent to MariaDB would be larger than its
     /// `max_allowed_packet`: refused at the door, never queued.

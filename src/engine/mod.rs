@@ -70,6 +70,9 @@ pub struct EngineConfig {
     pub prune_interval: Duration,
     /// Failover to a replica; `None` without one.
     pub failover: Option<failover::FailoverConfig>,
+    /// How the store is checked against its acknowledgement record on
+    /// start; `None` (tests) opens it unchecked.
+    pub recovery: Option<crate::store::Recovery>,
 }
 
 /// A write as a front hands it to the engine.
@@ -246,7 +249,10 @@ impl Engine {
         db: Database,
         replica: Option<Database>,
     ) -> Result<Engine, EngineError> {
-        let store = Store::open(backend, cfg.limits)?;
+        let store = match &cfg.recovery {
+            Some(how) => Store::open_checked(backend, cfg.limits, how)?,
+            None => Store::open(backend, cfg.limits)?,
+        };
         let target = store.load_target(&db.address())?;
         let (servers, current) = match (&cfg.failover, replica) {
             (Some(fc), Some(replica)) => {

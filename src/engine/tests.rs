@@ -4,49 +4,9 @@
 
 use super::*;
 use crate::db::DbTimeouts;
-use crate::store::backend::{Entries, Space};
-use crate::store::{BackendError, SledBackend};
+use crate::store::backend::TestBackend;
+use crate::store::SledBackend;
 use crate::write::Param;
-use std::future::Future;
-use std::pin::Pin;
-
-/// A backend whose flushes wait until the test opens the gate.
-struct GatedBackend {
-    inner: SledBackend,
-    open: tokio::sync::watch::Sender<bool>,
-}
-
-impl Backend for GatedBackend {
-    fn get(&self, space: Space, key: &[u8]) -> Result<Option<Vec<u8>>, BackendError> {
-        self.inner.get(space, key)
-    }
-    fn insert(&self, space: Space, key: &[u8], value: &[u8]) -> Result<(), BackendError> {
-        self.inner.insert(space, key, value)
-    }
-    fn remove(&self, space: Space, key: &[u8]) -> Result<Option<Vec<u8>>, BackendError> {
-        self.inner.remove(space, key)
-    }
-    fn range_from(&self, space: Space, from: &[u8], limit: usize) -> Result<Entries, BackendError> {
-        self.inner.range_from(space, from, limit)
-    }
-    fn last_key(&self, space: Space) -> Result<Option<Vec<u8>>, BackendError> {
-        self.inner.last_key(space)
-    }
-    fn count_and_bytes(&self, space: Space) -> Result<(u64, u64), BackendError> {
-        self.inner.count_and_bytes(space)
-    }
-    fn flush(&self) -> Pin<Box<dyn Future<Output = Result<(), BackendError>> + Send + '_>> {
-        Box::pin(async move {
-            let mut rx = self.open.subscribe();
-            // The sender lives as long as the backend.
-            let _ = rx.wait_for(|open| *open).await;
-            self.inner.flush().await
-        })
-    }
-    fn size_on_disk(&self) -> Result<u64, BackendError> {
-        self.inner.size_on_disk()
-    }
-}
 
 fn config(max_count: u64) -> EngineConfig {
     EngineConfig {
@@ -66,6 +26,7 @@ fn config(max_count: u64) -> EngineConfig {
         ledger_retention: Duration::from_secs(3600),
         prune_interval: Duration::from_secs(3600),
         failover: None,
+        recovery: None,
     }
 }
 
@@ -108,12 +69,9 @@ fn sled(dir: &tempfile::TempDir) -> SledBackend {
 #[tokio::test]
 async fn a_repeated_key_is_answered_queued_only_after_a_flush_covers_the_original() {
     let dir = tempfile::tempdir().unwrap();
-    let (open, _) = tokio::sync::watch::channel(false);
-    let backend = Arc::new(GatedBackend {
-        inner: sled(&dir),
-        open: open.clone(),
-    });
-    let engine = offline_engine(backend, 100).await;
+    let backend = Arc::new(TestBackend::new(dir.path()));
+    backend.gate.send_replace(false);
+    let engine = offline_engine(backend.clone(), 100).await;
     assert_eq!(engine.mode(), Mode::Buffering);
 
     let first = tokio::spawn({
@@ -140,7 +98,7 @@ async fn a_repeated_key_is_answered_queued_only_after_a_flush_covers_the_origina
     );
     assert!(!first.is_finished());
 
-    open.send_replace(true);
+    backend.gate.send_replace(true);
     let (a, b) = (first.await.unwrap(), again.await.unwrap());
     let id_a = match a {
         Ok(Submitted::Queued { id, .. }) => id,

@@ -27,16 +27,20 @@ pub enum Space {
     Quarantine,
     /// name -> envelope: persisted engine state (target, failover epoch).
     Meta,
+    /// seq (u64 BE) -> empty: a queue entry a failed flush took back (its
+    /// client got an error), kept until the drained mark passes it.
+    Refused,
 }
 
 impl Space {
-    pub const ALL: [Space; 6] = [
+    pub const ALL: [Space; 7] = [
         Space::Queue,
         Space::Status,
         Space::Idempotency,
         Space::Dead,
         Space::Quarantine,
         Space::Meta,
+        Space::Refused,
     ];
     fn tree_name(self) -> &'static str {
         match self {
@@ -46,6 +50,7 @@ impl Space {
             Space::Dead => "dead",
             Space::Quarantine => "quarantine",
             Space::Meta => "meta",
+            Space::Refused => "refused",
         }
     }
     fn index(self) -> usize {
@@ -55,14 +60,32 @@ impl Space {
 
 #[derive(Debug, Error)]
 pub enum BackendError {
-    #[error("cannot open the queue store in {path}: {source} (is another sluice using this data dir, or is it not writable?)")]
+    #[error("cannot open the queue store in {path}: {} (is another sluice using this data dir, or is it not writable?)", sled_message(.source))]
     Open {
         path: PathBuf,
         #[source]
         source: sled::Error,
     },
-    #[error("queue store I/O failed: {0}")]
+    #[error("queue store I/O failed: {}", sled_message(.0))]
     Io(#[from] sled::Error),
+}
+
+/// sled's own Display shows an I/O error in Rust's debug form; show the
+/// operating system's message instead.
+fn sled_message(e: &sled::Error) -> String {
+    match e {
+        // sled keeps the first I/O error and repeats it in debug form.
+        sled::Error::Io(io)
+            if io.raw_os_error().is_none() && io.to_string().starts_with("Os {") =>
+        {
+            format!(
+                "{} (sled stops writing after an I/O error; restart sluice once it is fixed)",
+                io.kind()
+            )
+        }
+        sled::Error::Io(io) => io.to_string(),
+        other => other.to_string(),
+    }
 }
 
 pub type Entries = Vec<(Vec<u8>, Vec<u8>)>;
@@ -158,5 +181,65 @@ impl Backend for SledBackend {
     }
     fn size_on_disk(&self) -> Result<u64, BackendError> {
         Ok(self.db.size_on_disk()?)
+    }
+}
+
+/// sled with a hand on its flushes, for tests: a gate that holds every
+/// flush until it opens, and a switch that makes flushes fail as a full
+/// disk does.
+#[cfg(test)]
+pub(crate) struct TestBackend {
+    pub inner: SledBackend,
+    pub gate: tokio::sync::watch::Sender<bool>,
+    pub fail: std::sync::atomic::AtomicBool,
+}
+
+#[cfg(test)]
+impl TestBackend {
+    /// Flushes pass (the gate is open) and succeed.
+    pub fn new(dir: &Path) -> Self {
+        TestBackend {
+            inner: SledBackend::open(dir, 8 << 20).expect("store opens"),
+            gate: tokio::sync::watch::Sender::new(true),
+            fail: Default::default(),
+        }
+    }
+}
+
+#[cfg(test)]
+impl Backend for TestBackend {
+    fn get(&self, space: Space, key: &[u8]) -> Result<Option<Vec<u8>>, BackendError> {
+        self.inner.get(space, key)
+    }
+    fn insert(&self, space: Space, key: &[u8], value: &[u8]) -> Result<(), BackendError> {
+        self.inner.insert(space, key, value)
+    }
+    fn remove(&self, space: Space, key: &[u8]) -> Result<Option<Vec<u8>>, BackendError> {
+        self.inner.remove(space, key)
+    }
+    fn range_from(&self, space: Space, from: &[u8], limit: usize) -> Result<Entries, BackendError> {
+        self.inner.range_from(space, from, limit)
+    }
+    fn last_key(&self, space: Space) -> Result<Option<Vec<u8>>, BackendError> {
+        self.inner.last_key(space)
+    }
+    fn count_and_bytes(&self, space: Space) -> Result<(u64, u64), BackendError> {
+        self.inner.count_and_bytes(space)
+    }
+    fn flush(&self) -> Pin<Box<dyn Future<Output = Result<(), BackendError>> + Send + '_>> {
+        Box::pin(async move {
+            let mut rx = self.gate.subscribe();
+            // The sender lives as long as the backend.
+            let _ = rx.wait_for(|open| *open).await;
+            if self.fail.load(std::sync::atomic::Ordering::SeqCst) {
+                return Err(BackendError::Io(sled::Error::Io(std::io::Error::other(
+                    "No space left on device",
+                ))));
+            }
+            self.inner.flush().await
+        })
+    }
+    fn size_on_disk(&self) -> Result<u64, BackendError> {
+        self.inner.size_on_disk()
     }
 }

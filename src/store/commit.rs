@@ -10,6 +10,7 @@
 //! a [`Durable`] token, which only this module can make, is that report.
 
 use super::backend::Backend;
+use super::durability::QueueDurability;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use thiserror::Error;
@@ -41,6 +42,11 @@ struct Flushed {
 
 pub struct GroupCommit {
     store: Arc<dyn Backend>,
+    /// The queue's side of a flush: what it covers, what a success makes
+    /// acknowledged, what a failure takes back.
+    queue: Option<Arc<QueueDurability>>,
+    /// One flush at a time, whether the flusher or (after shutdown) a caller runs it.
+    flushing: tokio::sync::Mutex<()>,
     stopped: std::sync::atomic::AtomicBool,
     tickets: AtomicU64,
     state: watch::Sender<Flushed>,
@@ -50,8 +56,14 @@ pub struct GroupCommit {
 
 impl GroupCommit {
     pub fn new(store: Arc<dyn Backend>) -> Self {
+        Self::with_queue(store, None)
+    }
+
+    pub(super) fn with_queue(store: Arc<dyn Backend>, queue: Option<Arc<QueueDurability>>) -> Self {
         GroupCommit {
             store,
+            queue,
+            flushing: tokio::sync::Mutex::new(()),
             stopped: std::sync::atomic::AtomicBool::new(false),
             tickets: AtomicU64::new(0),
             state: watch::Sender::new(Flushed::default()),
@@ -64,18 +76,14 @@ impl GroupCommit {
 impl GroupCommit {
     /// Wait until everything this task inserted before the call is durable.
     pub async fn sync(&self) -> Result<Durable, SyncError> {
-        if self.stopped.load(Ordering::SeqCst) {
-            // The flusher is gone (shutdown): flush on our own.
-            return self
-                .store
-                .flush()
-                .await
-                .map(|()| Durable(()))
-                .map_err(|e| SyncError::Flush(Arc::from(e.to_string())));
-        }
         let ticket = self.tickets.fetch_add(1, Ordering::SeqCst) + 1;
         let mut rx = self.state.subscribe();
-        self.wake.notify_one();
+        if self.stopped.load(Ordering::SeqCst) {
+            // The flusher is gone (shutdown): flush on our own.
+            self.flush_pending().await;
+        } else {
+            self.wake.notify_one();
+        }
         loop {
             {
                 let s = rx.borrow_and_update();
@@ -117,18 +125,37 @@ impl GroupCommit {
     }
 
     async fn flush_pending(&self) {
+        let _one = self.flushing.lock().await;
         let target = self.tickets.load(Ordering::SeqCst);
         if target <= self.state.borrow().upto {
             return;
         }
-        let result = self.store.flush().await;
+        // Taken after the tickets: every queue entry a ticket up to
+        // `target` waits for is at or below the mark.
+        let mark = self.queue.as_ref().map(|q| q.before_flush());
+        let mut result = self
+            .store
+            .flush()
+            .await
+            .map_err(|e| Arc::<str>::from(e.to_string()));
         self.flushes.fetch_add(1, Ordering::Relaxed);
+        if let (Some(q), Some(mark)) = (&self.queue, mark) {
+            // Acknowledged only once the acknowledgement record says so;
+            // a failure takes the unacknowledged entries back out before
+            // any later flush can make them durable.
+            if result.is_ok() {
+                result = q.flushed(mark).map_err(Arc::from);
+            }
+            if result.is_err() {
+                q.failed(mark);
+            }
+        }
         self.state.send_modify(|s| match result {
             Ok(()) => s.upto = s.upto.max(target),
             Err(e) => {
                 tracing::error!(error = %e, "queue store flush failed; the writes waiting on it get an error");
                 s.failed_upto = s.failed_upto.max(target);
-                s.error = Some(Arc::from(e.to_string()));
+                s.error = Some(e);
             }
         });
     }

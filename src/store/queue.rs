@@ -73,9 +73,9 @@ impl Store {
     pub fn append(&self, entry: &QueuedWrite) -> Result<u64, StoreError> {
         let bytes = record::encode(entry)?;
         let size = bytes.len() as u64;
-        let mut next = self.append_lock.lock().unwrap_or_else(|p| p.into_inner());
-        let depth = self.depth.load(Ordering::SeqCst);
-        let total = self.bytes.load(Ordering::SeqCst);
+        let mut next = self.counts.next.lock().unwrap_or_else(|p| p.into_inner());
+        let depth = self.counts.depth.load(Ordering::SeqCst);
+        let total = self.counts.bytes.load(Ordering::SeqCst);
         if depth + 1 > self.limits.max_count || total + size > self.limits.max_bytes {
             return Err(StoreError::Full {
                 depth,
@@ -87,13 +87,19 @@ impl Store {
         let seq = *next;
         self.backend.insert(Space::Queue, &seq_key(seq), &bytes)?;
         *next += 1;
-        self.depth.fetch_add(1, Ordering::SeqCst);
-        self.bytes.fetch_add(size, Ordering::SeqCst);
+        self.counts.depth.fetch_add(1, Ordering::SeqCst);
+        self.counts.bytes.fetch_add(size, Ordering::SeqCst);
         Ok(seq)
     }
 
+    /// Every queue entry up to this sequence number is durable; the
+    /// drainer reads no further.
+    pub fn durable_seq(&self) -> u64 {
+        self.durability.durable()
+    }
+
     pub fn is_empty(&self) -> bool {
-        self.depth.load(Ordering::SeqCst) == 0
+        self.counts.depth.load(Ordering::SeqCst) == 0
     }
 
     /// Up to `limit` entries from the head of the queue, in order.
@@ -102,13 +108,17 @@ impl Store {
     }
 
     /// Up to `limit` entries after sequence `after`, in order: the head of
-    /// the queue once the entries up to `after` are left aside.
+    /// the queue once the entries up to `after` are left aside. Only
+    /// durable entries: one a failed flush may still take back is not
+    /// yet the drainer's.
     pub fn head_after(&self, after: u64, limit: usize) -> Result<Vec<Head>, StoreError> {
+        let durable = self.durability.durable();
         let raw =
             self.backend
                 .range_from(Space::Queue, &seq_key(after.saturating_add(1)), limit)?;
         Ok(raw
             .into_iter()
+            .filter(|(key, _)| key_seq(key).is_none_or(|s| s <= durable))
             .map(|(key, value)| {
                 let seq = key_seq(&key);
                 match (seq, record::decode::<QueuedWrite>(&value)) {
@@ -138,9 +148,13 @@ impl Store {
         self.backend.insert(Space::Queue, &seq_key(seq), &bytes)?;
         let new = bytes.len() as u64;
         if new >= old_size {
-            self.bytes.fetch_add(new - old_size, Ordering::SeqCst);
+            self.counts
+                .bytes
+                .fetch_add(new - old_size, Ordering::SeqCst);
         } else {
-            self.bytes.fetch_sub(old_size - new, Ordering::SeqCst);
+            self.counts
+                .bytes
+                .fetch_sub(old_size - new, Ordering::SeqCst);
         }
         Ok(())
     }
@@ -148,8 +162,10 @@ impl Store {
     /// Remove an applied entry.
     pub fn remove(&self, seq: u64) -> Result<(), StoreError> {
         if let Some(v) = self.backend.remove(Space::Queue, &seq_key(seq))? {
-            self.depth.fetch_sub(1, Ordering::SeqCst);
-            self.bytes.fetch_sub(v.len() as u64, Ordering::SeqCst);
+            self.counts.depth.fetch_sub(1, Ordering::SeqCst);
+            self.counts
+                .bytes
+                .fetch_sub(v.len() as u64, Ordering::SeqCst);
         }
         Ok(())
     }
@@ -176,8 +192,10 @@ impl Store {
     pub fn quarantine(&self, key: &[u8], raw: &[u8]) -> Result<(), StoreError> {
         self.backend.insert(Space::Quarantine, key, raw)?;
         if self.backend.remove(Space::Queue, key)?.is_some() {
-            self.depth.fetch_sub(1, Ordering::SeqCst);
-            self.bytes.fetch_sub(raw.len() as u64, Ordering::SeqCst);
+            self.counts.depth.fetch_sub(1, Ordering::SeqCst);
+            self.counts
+                .bytes
+                .fetch_sub(raw.len() as u64, Ordering::SeqCst);
         }
         self.quarantined.fetch_add(1, Ordering::SeqCst);
         Ok(())
@@ -357,12 +375,26 @@ mod tests {
         assert_eq!(seq, 6);
     }
 
-    #[test]
-    fn a_full_queue_refuses_and_keeps_what_it_holds() {
+    /// Flush everything appended so far (the drainer reads durable entries only).
+    async fn settle(store: &Store) {
+        let stop = tokio_util::sync::CancellationToken::new();
+        stop.cancel();
+        store.group_commit().clone().run(stop).await;
+        store.sync().await.expect("durable");
+    }
+
+    #[tokio::test]
+    async fn a_full_queue_refuses_and_keeps_what_it_holds() {
         let dir = tempfile::tempdir().unwrap();
         let store = open(&dir, 2);
         store.append(&entry(1)).unwrap();
         store.append(&entry(2)).unwrap();
+        assert_eq!(
+            ids(&store.head(10).unwrap()),
+            [] as [u128; 0],
+            "not durable yet"
+        );
+        settle(&store).await;
         assert!(matches!(
             store.append(&entry(3)),
             Err(StoreError::Full { depth: 2, .. })
@@ -370,16 +402,18 @@ mod tests {
         assert_eq!(ids(&store.head(10).unwrap()), [1, 2]);
         store.remove(1).unwrap();
         store.append(&entry(3)).expect("room again");
+        settle(&store).await;
         assert_eq!(ids(&store.head(10).unwrap()), [2, 3]);
     }
 
-    #[test]
-    fn dead_letters_and_quarantine_leave_the_queue_and_keep_their_bytes() {
+    #[tokio::test]
+    async fn dead_letters_and_quarantine_leave_the_queue_and_keep_their_bytes() {
         let dir = tempfile::tempdir().unwrap();
         let store = open(&dir, 100);
         for id in 1..=3 {
             store.append(&entry(id)).unwrap();
         }
+        settle(&store).await;
         let error = SqlError {
             code: 1062,
             sqlstate: "23000".into(),

@@ -202,3 +202,63 @@ async fn a_drain_folds_identical_inserts_only_where_nothing_changes() {
         assert_eq!(body["status"], want, "write {i}: {body}");
     }
 }
+
+/// A drain ends even when writes arrive about as fast as it clears them: on
+/// a slow link (every byte delayed 35 ms each way, so a drain batch takes
+/// about 70 ms and more), clients writing steadily keep a few writes queued
+/// at every moment. sluice gets back to `direct` while they are still writing,
+/// and every write lands once, in each client's order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_drain_ends_while_writes_keep_arriving_over_a_slow_link() {
+    let db = mariadb_with_table().await;
+    let relay = sluice::testkit::TcpRelay::start(db.port()).await.unwrap();
+    let via_relay = format!(
+        "mysql://{}:{}@127.0.0.1:{}/{}",
+        sluice::testkit::APP_USER,
+        sluice::testkit::APP_PASSWORD,
+        relay.port(),
+        sluice::testkit::APP_DB
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let mut raw = raw_config(&via_relay, dir.path());
+    // Room for a connection's handshake over the slow link.
+    raw.probe_timeout = Some("3s".into());
+    raw.write_timeout = Some("3s".into());
+    let mut s = Sluice::start(raw).await;
+    s.wait_mode("direct", Duration::from_secs(10)).await;
+    relay.set_delay(Duration::from_millis(35));
+
+    let writers = Writers::start(&s.base, 8, Duration::ZERO);
+    writers.wait_more(8, Duration::from_secs(20)).await;
+    db.pause();
+    s.wait_mode("buffering", Duration::from_secs(10)).await;
+    writers.wait_more(8, Duration::from_secs(20)).await;
+    db.resume();
+    // The clients keep writing; the drain must still end.
+    let mut seen = vec![s.engine().mode().to_string()];
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while seen.last().map(String::as_str) != Some("direct") {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the drain did not end while writes kept arriving: {seen:?}, depth {}",
+            s.engine().status().queue.depth
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        let now = s.engine().mode().to_string();
+        if seen.last() != Some(&now) {
+            seen.push(now);
+        }
+    }
+    eprintln!("modes after the stall: {seen:?}");
+    assert!(seen.contains(&"draining".to_string()), "{seen:?}");
+    writers.wait_more(16, Duration::from_secs(20)).await;
+    assert_eq!(
+        s.mode().await,
+        "direct",
+        "the queue grew again while direct"
+    );
+    let acked = writers.stop().await;
+    s.wait_drained(Duration::from_secs(20)).await;
+    assert_exactly_once(&db, &acked, &Default::default()).await;
+    s.stop().await;
+}

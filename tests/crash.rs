@@ -157,3 +157,68 @@ async fn graceful_shutdown_under_traffic_keeps_every_answered_write() {
         );
     }
 }
+
+/// A repeated idempotency key with `Prefer: respond-async` is answered 202
+/// only once a flush covers the original: each key is sent twice at once
+/// while MariaDB is stalled, sluice is killed -9 the moment the answers
+/// start coming, and every key answered 202 (to either request) is applied
+/// exactly once after the restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_repeated_key_answered_202_survives_kill_9() {
+    init_logs();
+    let db = mariadb_with_table().await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut sluice = SluiceProcess::spawn(&db.app_url(), dir.path(), &[]).await;
+    db.pause();
+    eventually("buffering", Duration::from_secs(20), || async {
+        (sluice.status().await?["mode"]["mode"] == "buffering").then_some(())
+    })
+    .await;
+
+    let acked: Arc<Mutex<HashSet<u32>>> = Arc::default();
+    let mut tasks = Vec::new();
+    for seq in 0..300u32 {
+        for _ in 0..2 {
+            let (http, base, acked) = (sluice.http.clone(), sluice.base.clone(), acked.clone());
+            tasks.push(tokio::spawn(async move {
+                let r = http
+                    .post(format!("{base}/v1/writes"))
+                    .header("Idempotency-Key", format!("key-{seq}"))
+                    .header("Prefer", "respond-async")
+                    .json(&insert(1, seq))
+                    .send()
+                    .await;
+                if let Ok(r) = r {
+                    if r.status().as_u16() == 202 || r.status().as_u16() == 200 {
+                        acked.lock().unwrap().insert(seq);
+                    }
+                }
+            }));
+        }
+    }
+    eventually("answers coming", Duration::from_secs(20), || async {
+        (acked.lock().unwrap().len() >= 20).then_some(())
+    })
+    .await;
+    sluice.kill9();
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let acked = acked.lock().unwrap().clone();
+    db.resume();
+    sluice.kill9_and_restart().await;
+    sluice.wait_drained(Duration::from_secs(60)).await;
+
+    let rows = rows(&db).await;
+    let mut seen: HashMap<u32, u32> = HashMap::new();
+    for (_, seq) in &rows {
+        *seen.entry(*seq).or_default() += 1;
+    }
+    assert!(
+        seen.values().all(|n| *n == 1),
+        "a key applied twice: {seen:?}"
+    );
+    let lost: Vec<_> = acked.iter().filter(|s| !seen.contains_key(s)).collect();
+    assert!(lost.is_empty(), "answered 202, lost by kill -9: {lost:?}");
+    assert!(acked.len() >= 20);
+}

@@ -140,12 +140,24 @@ impl Engine {
         let id = write.id;
         // Decide under the mode lock: queue if anything is (or may be) queued.
         let rx = self.register(id);
-        let queued = {
-            let guard = self.inner.mode.read();
-            if guard.mode == Mode::Direct {
-                None
-            } else {
-                Some(self.append(&write, false, None))
+        let queued = loop {
+            let mut changes = self.inner.mode.subscribe();
+            let hold = {
+                let guard = self.inner.mode.read();
+                if guard.mode == Mode::Direct {
+                    break None;
+                }
+                match self.inner.closing_until() {
+                    Some(until) if guard.mode == Mode::Draining => until,
+                    _ => break Some(self.append(&write, false, None)),
+                }
+            };
+            // The drain is applying the last of the queue: wait for it to
+            // switch to direct (or for the hold to end) rather than queue
+            // behind it. Writes held here go out after every queued one.
+            tokio::select! {
+                _ = changes.changed() => {}
+                _ = tokio::time::sleep_until(hold) => {}
             }
         };
         match queued {

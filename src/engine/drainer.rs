@@ -40,6 +40,8 @@ pub(crate) async fn run(inner: Arc<Inner>, stop: CancellationToken) {
     // The entries after the batch in MariaDB, read while it applies:
     // (the sequence they follow, the entries).
     let mut prefetched: Option<(u64, Vec<Head>)> = None;
+    // How long the last batch took in MariaDB.
+    let mut last_took = Duration::ZERO;
     loop {
         if stop.is_cancelled() {
             finish_batch(&inner, done.take());
@@ -59,6 +61,19 @@ pub(crate) async fn run(inner: Arc<Inner>, stop: CancellationToken) {
             .drain_batch
             .store(pacer.batch() as u64, Ordering::Relaxed);
         let after = done.as_ref().map_or(0, |d| d.last_seq);
+        // What is left fits in one batch: hold new writes while it applies
+        // (a few milliseconds, at most about two batches' time), and read
+        // afresh what came before the hold, so that the drain ends even
+        // when writes arrive about as fast as it clears them.
+        let left = inner
+            .store
+            .depth()
+            .saturating_sub(done.as_ref().map_or(0, |d| d.writes.len() as u64));
+        if left <= pacer.batch() as u64 {
+            let hold = (last_took * 2 + Duration::from_millis(5)).min(Duration::from_secs(1));
+            inner.hold_new_writes(Some(Instant::now() + hold));
+            prefetched = None;
+        }
         let heads = match prefetched.take() {
             Some((from, heads)) if from == after => Ok(heads),
             _ => inner.store.head_after(after, pacer.batch()),
@@ -158,6 +173,10 @@ pub(crate) async fn run(inner: Arc<Inner>, stop: CancellationToken) {
             r
         };
         let took = started.elapsed();
+        last_took = took;
+        if result.is_err() {
+            inner.hold_new_writes(None);
+        }
         match result {
             Ok(applied) => {
                 inner.latencies.drain_batch.observe(took);

@@ -137,10 +137,26 @@ pub(crate) struct Inner {
     counters: Counters,
     latencies: metrics::Latencies,
     drain_batch: AtomicU64,
+    /// While the drain applies what is left of the queue in one batch, new
+    /// writes wait (until this instant at most) instead of queueing behind
+    /// it, so the drain ends even when writes arrive as fast as it clears
+    /// them.
+    closing: Mutex<Option<std::time::Instant>>,
     history: history::History,
 }
 
 impl Inner {
+    /// Hold new writes until `until` (see `closing`); `None` releases them.
+    fn hold_new_writes(&self, until: Option<std::time::Instant>) {
+        *self.closing.lock().unwrap_or_else(|p| p.into_inner()) = until;
+    }
+
+    /// Until when new writes wait for the drain, if they do now.
+    fn closing_until(&self) -> Option<tokio::time::Instant> {
+        let until = (*self.closing.lock().unwrap_or_else(|p| p.into_inner()))?;
+        (until > std::time::Instant::now()).then(|| until.into())
+    }
+
     fn db(&self) -> Arc<Database> {
         self.target_tx.borrow().clone()
     }
@@ -306,6 +322,7 @@ impl Engine {
             counters: Counters::default(),
             latencies: metrics::Latencies::default(),
             drain_batch: AtomicU64::new(0),
+            closing: Mutex::new(None),
             history: history::History::default(),
             cfg,
         });

@@ -3,7 +3,10 @@
 //!
 //! Additive increase, multiplicative decrease on the batch size against a
 //! target batch latency, under a configured ceiling; an optional rate limit
-//! in writes per second. Pure arithmetic: no I/O, no clock of its own.
+//! in writes per second. A slow link's round trips are not load: when even
+//! the fastest batch seen takes longer than the target, the batch is judged
+//! against twice that floor instead, so the drain does not collapse to one
+//! write per round trip. Pure arithmetic: no I/O, no clock of its own.
 
 use std::time::Duration;
 
@@ -19,6 +22,8 @@ pub struct PacingConfig {
 pub struct Pacer {
     cfg: PacingConfig,
     batch: usize,
+    /// The fastest batch seen: the link's own latency, whatever the load.
+    floor: Option<Duration>,
 }
 
 impl Pacer {
@@ -26,6 +31,7 @@ impl Pacer {
         Pacer {
             cfg,
             batch: cfg.max_batch.clamp(1, 8),
+            floor: None,
         }
     }
 
@@ -35,7 +41,10 @@ impl Pacer {
 
     /// A batch of `n` writes took `latency`: adapt the batch size.
     pub fn on_success(&mut self, n: usize, latency: Duration) {
-        if latency > self.cfg.target_latency {
+        let floor = *self.floor.get_or_insert(latency);
+        self.floor = Some(floor.min(latency));
+        let limit = self.cfg.target_latency.max(floor.min(latency) * 2);
+        if latency > limit {
             self.batch = (self.batch / 2).max(1);
         } else if n >= self.batch {
             self.batch = (self.batch + self.batch.div_ceil(4)).min(self.cfg.max_batch.max(1));
@@ -82,6 +91,19 @@ mod tests {
         assert_eq!(p.batch(), 50);
         p.on_failure();
         assert_eq!(p.batch(), 1);
+        // A link whose round trips alone exceed the target: batches grow
+        // until they take twice the fastest one.
+        let mut slow = Pacer::new(PacingConfig {
+            max_batch: 1000,
+            target_latency: Duration::from_millis(100),
+            max_rate: None,
+        });
+        for _ in 0..40 {
+            let b = slow.batch();
+            let latency = Duration::from_millis(250) + Duration::from_millis(b as u64);
+            slow.on_success(b, latency);
+        }
+        assert!((200..=300).contains(&slow.batch()), "{}", slow.batch());
         assert_eq!(
             p.pause_after(100, Duration::from_millis(40)),
             Duration::from_millis(60)

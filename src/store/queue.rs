@@ -98,6 +98,11 @@ impl Store {
         self.durability.durable()
     }
 
+    /// Writes in the queue, durable or not yet.
+    pub fn depth(&self) -> u64 {
+        self.counts.depth.load(Ordering::SeqCst)
+    }
+
     pub fn is_empty(&self) -> bool {
         self.counts.depth.load(Ordering::SeqCst) == 0
     }

@@ -448,10 +448,12 @@ impl MariaDb {
 
 /// A TCP relay to a local port whose path can be cut: while cut, every
 /// connection through it (open or new) hangs, as in a network partition.
-/// Healing drops the hung connections and relays again.
+/// Healing drops the hung connections and relays again. It can also delay
+/// every byte by a fixed time each way, as a slow link does.
 pub struct TcpRelay {
     port: u16,
     cut: tokio::sync::watch::Sender<bool>,
+    delay: tokio::sync::watch::Sender<Duration>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -460,16 +462,21 @@ impl TcpRelay {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let port = listener.local_addr()?.port();
         let (cut, rx) = tokio::sync::watch::channel(false);
+        let (delay, delay_rx) = tokio::sync::watch::channel(Duration::ZERO);
         let task = tokio::spawn(async move {
-            while let Ok((mut client, _)) = listener.accept().await {
+            while let Ok((client, _)) = listener.accept().await {
                 let mut rx = rx.clone();
+                let delay = delay_rx.clone();
                 tokio::spawn(async move {
                     if !*rx.borrow() {
-                        if let Ok(mut server) =
+                        if let Ok(server) =
                             tokio::net::TcpStream::connect(("127.0.0.1", target_port)).await
                         {
+                            let (cr, cw) = client.into_split();
+                            let (sr, sw) = server.into_split();
                             tokio::select! {
-                                _ = tokio::io::copy_bidirectional(&mut client, &mut server) => return,
+                                _ = pipe(cr, sw, delay.clone()) => return,
+                                _ = pipe(sr, cw, delay) => return,
                                 _ = rx.wait_for(|c| *c) => {}
                             }
                         }
@@ -479,7 +486,12 @@ impl TcpRelay {
                 });
             }
         });
-        Ok(TcpRelay { port, cut, task })
+        Ok(TcpRelay {
+            port,
+            cut,
+            delay,
+            task,
+        })
     }
 
     pub fn port(&self) -> u16 {
@@ -493,6 +505,46 @@ impl TcpRelay {
     pub fn heal(&self) {
         self.cut.send_replace(false);
     }
+
+    /// Delay every byte by `d` each way from now on (zero: none).
+    pub fn set_delay(&self, d: Duration) {
+        self.delay.send_replace(d);
+    }
+}
+
+/// Copy `from` to `to`, each chunk sent once it is `delay` old.
+async fn pipe(
+    mut from: tokio::net::tcp::OwnedReadHalf,
+    mut to: tokio::net::tcp::OwnedWriteHalf,
+    delay: tokio::sync::watch::Receiver<Duration>,
+) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(tokio::time::Instant, Vec<u8>)>();
+    let writer = async move {
+        while let Some((due, bytes)) = rx.recv().await {
+            tokio::time::sleep_until(due).await;
+            if to.write_all(&bytes).await.is_err() {
+                return;
+            }
+        }
+    };
+    let reader = async move {
+        let mut buf = vec![0u8; 64 << 10];
+        loop {
+            match from.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => {
+                    let due = tokio::time::Instant::now() + *delay.borrow();
+                    if tx.send((due, buf[..n].to_vec())).is_err() {
+                        return;
+                    }
+                }
+            }
+        }
+    };
+    // Done when either side closes (the writer ends once the reader has
+    // and everything read is sent).
+    tokio::join!(reader, writer);
 }
 
 impl Drop for TcpRelay {

@@ -11,6 +11,15 @@
 //! a replay) acceptance time ride on it with `SET STATEMENT … FOR`, so the
 //! session's own mode never changes what sluice's statements mean.
 //!
+//! The last step before `COMMIT` is the deadline guard: against the
+//! server's own clock, the transaction must still be inside the time after
+//! which sluice stops waiting for it and counts its outcome as unknown;
+//! otherwise it signals and the transaction never commits. A server frozen
+//! with the batch in its socket runs the whole packet fresh when it wakes,
+//! so without the guard a write sluice gave up on (and queued, or replayed
+//! on a new primary) could still commit there. What remains is a stall
+//! between the guard and COMMIT's durable write.
+//!
 //! A write's ledger row commits only with that write's statements: after
 //! each statement a guard checks that the transaction is still open. A
 //! statement that committed implicitly (DDL that slipped through) makes the
@@ -28,6 +37,10 @@ use crate::write::{Param, SessionContext, SqlError, Write};
 /// The message of the guard's SIGNAL (error 1644).
 pub(super) const IMPLICIT_COMMIT: &str =
     "sluice: a statement of this write committed the transaction implicitly (DDL?); the write is not counted as applied";
+
+/// The message of the deadline guard's SIGNAL (error 1644).
+pub(super) const DEADLINE_PASSED: &str =
+    "sluice: the transaction reached COMMIT after sluice had stopped waiting for it; rolled back";
 
 /// What one statement of a batch is, to make sense of its answer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -52,6 +65,8 @@ pub(super) enum Step {
         first: usize,
         count: usize,
     },
+    /// Still inside sluice's deadline, by the server's clock.
+    Deadline,
     Commit,
 }
 
@@ -99,7 +114,11 @@ pub(super) struct Batch {
 
 /// Compose the batch for `writes`, starting from a connection in
 /// `settings`. [`Clock::Accepted`] pins each statement to its write's
-/// acceptance time; `folds` are the runs to send as multi-row INSERTs.
+/// acceptance time; `folds` are the runs to send as multi-row INSERTs;
+/// `deadline` (Unix seconds by the server's clock) is when the guard stops
+/// the transaction from committing, `None` when the server's clock is not
+/// known yet.
+#[allow(clippy::too_many_arguments)]
 pub(super) fn compose(
     writes: &[&Write],
     folds: Vec<Fold>,
@@ -108,6 +127,7 @@ pub(super) fn compose(
     ledger_table: &str,
     clock: Clock,
     chars: CharsAs,
+    deadline: Option<f64>,
 ) -> Batch {
     let mut folds = folds.into_iter().peekable();
     let mut text = String::with_capacity(
@@ -202,6 +222,9 @@ pub(super) fn compose(
         };
         wi += count;
     }
+    if let Some(deadline) = deadline {
+        push(&deadline_guard(deadline), Step::Deadline);
+    }
     push("COMMIT", Step::Commit);
     Batch {
         text,
@@ -283,6 +306,26 @@ fn guard(ledger_table: &str, writes: &[&Write]) -> String {
     )
 }
 
+/// Signal unless the server's clock is still before `deadline` (Unix
+/// seconds). `@@timestamp` is this statement's start, and the difference
+/// between `SYSDATE(6)` and `NOW(6)` the time since then, both in the same
+/// zone: together the real time now, whatever the session's time zone or
+/// a pinned timestamp.
+fn deadline_guard(deadline: f64) -> String {
+    format!(
+        "BEGIN NOT ATOMIC IF @@timestamp + TIMESTAMPDIFF(MICROSECOND, NOW(6), SYSDATE(6)) / 1000000 > {deadline:.6} THEN SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = '{DEADLINE_PASSED}'; END IF; END"
+    )
+}
+
+/// `COMMIT`, unless the server's clock has passed `deadline`: then roll back
+/// and signal [`DEADLINE_PASSED`]. One statement, for a transaction whose
+/// statements went one at a time (a live transaction of the MySQL front).
+pub(super) fn guarded_commit(deadline: f64) -> String {
+    format!(
+        "BEGIN NOT ATOMIC IF @@timestamp + TIMESTAMPDIFF(MICROSECOND, NOW(6), SYSDATE(6)) / 1000000 > {deadline:.6} THEN ROLLBACK; SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = '{DEADLINE_PASSED}'; ELSE COMMIT; END IF; END"
+    )
+}
+
 /// What MariaDB's `error` at `step` means for the batch (the transaction
 /// was rolled back). A refused ledger insert is the caller's to read (a
 /// duplicate means an earlier attempt committed); here it is transient.
@@ -294,7 +337,9 @@ pub(super) fn classify(step: Step, error: SqlError) -> DbError {
             write_index: first,
             error,
         },
-        Step::Commit | Step::Begin | Step::Ledger { .. } => DbError::Transient {
+        // Too late to commit: nothing did, and the write is sluice's to
+        // retry (it has most likely stopped waiting already).
+        Step::Deadline | Step::Commit | Step::Begin | Step::Ledger { .. } => DbError::Transient {
             phase: Phase::Transaction,
             error,
         },
@@ -373,6 +418,7 @@ mod tests {
             "`app`.`l`",
             Clock::Now,
             CharsAs::Literals,
+            Some(1_800_000_000.5),
         );
         let parts: Vec<&str> = batch.text.split("\n;\n").collect();
         assert_eq!(parts.len(), batch.steps.len());
@@ -387,6 +433,7 @@ mod tests {
                 Step::Ledger { first: 1, count: 1 },
                 Step::Statement(1, 0),
                 Step::Guard { first: 1, count: 1 },
+                Step::Deadline,
                 Step::Commit,
             ]
         );
@@ -410,6 +457,12 @@ mod tests {
             )
         );
         assert_eq!(*parts.last().unwrap(), "COMMIT");
+        // The last step before COMMIT: still inside the deadline, by the server's clock.
+        assert!(
+            parts[parts.len() - 2].contains("> 1800000000.500000 THEN SIGNAL"),
+            "{}",
+            parts[parts.len() - 2]
+        );
         assert_eq!(batch.settings.database.as_deref(), Some("other"));
         // The connection's own settings are untouched until the batch runs.
         assert_eq!(settings.database.as_deref(), Some("app"));
@@ -425,6 +478,7 @@ mod tests {
             "l",
             clock,
             CharsAs::Literals,
+            None,
         )
     }
 

@@ -49,6 +49,18 @@ pub struct DbTimeouts {
     pub probe: Duration,
 }
 
+/// MariaDB's clock against ours: `offset` seconds ahead, give or take
+/// `error` (half the round trip it was read in).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ServerClock {
+    pub offset: f64,
+    pub error: f64,
+}
+
+/// How much earlier than sluice's own deadline the guard stops a
+/// transaction, so that it never commits after sluice has given up on it.
+const GUARD_MARGIN: f64 = 0.05;
+
 pub struct Database {
     url: String,
     opts: Opts,
@@ -67,6 +79,8 @@ pub struct Database {
     /// MariaDB's global `sql_mode` (what a new session starts with), as
     /// last read on a new connection.
     server_sql_mode: Mutex<Option<String>>,
+    /// How far MariaDB's clock is ahead of ours, as the last probe measured it.
+    server_clock: Mutex<Option<ServerClock>>,
     /// The MySQL front's pass-through connections (see `front_pool`).
     front: front_pool::FrontPool,
 }
@@ -182,6 +196,7 @@ impl Database {
             coalescer: coalesce::Coalescer::new(GROUP_SLOTS, MAX_GROUP),
             max_packet: AtomicU64::new(DEFAULT_MAX_PACKET),
             server_sql_mode: Mutex::new(None),
+            server_clock: Mutex::new(None),
             front: front_pool::FrontPool::new(front),
         })
     }
@@ -241,9 +256,10 @@ impl Database {
         let mut phase = Phase::Connect;
         let mut slot = self.take_idle();
         let started = Instant::now();
+        let deadline = started + self.timeouts.write;
         let outcome = tokio::time::timeout(
             self.timeouts.write,
-            self.apply_in(&mut slot, writes, clock, chars, &mut phase),
+            self.apply_in(&mut slot, writes, clock, chars, deadline, &mut phase),
         )
         .await;
         let timeout = DbError::Timeout {
@@ -307,6 +323,7 @@ impl Database {
         writes: &[&Write],
         clock: Clock,
         chars: CharsAs,
+        deadline: Instant,
         phase: &mut Phase,
     ) -> Result<Applied, DbError> {
         if slot.is_none() {
@@ -321,7 +338,9 @@ impl Database {
             }
             _ => Vec::new(),
         };
-        let r = self.apply_batch(s, writes, clock, chars, phase).await;
+        let r = self
+            .apply_batch(s, writes, clock, chars, deadline, phase)
+            .await;
         if !variables.is_empty()
             && !matches!(r, Err(DbError::Lost { .. } | DbError::Timeout { .. }))
         {
@@ -337,6 +356,7 @@ impl Database {
         writes: &[&Write],
         clock: Clock,
         chars: CharsAs,
+        deadline: Instant,
         phase: &mut Phase,
     ) -> Result<Applied, DbError> {
         let folds = if writes.len() > 1 {
@@ -360,6 +380,7 @@ impl Database {
             &self.ledger_table,
             clock,
             chars,
+            self.server_deadline(deadline),
         );
 
         if text.len() as u64 > self.max_packet() {
@@ -572,6 +593,20 @@ impl Database {
         self.ensure_ledger(&mut s.conn).await?;
         *phase = Phase::Transaction;
         let p = *phase;
+        // Read MariaDB's clock, for the deadline guard of every batch.
+        let before = unix_now();
+        let server: Option<f64> = s
+            .conn
+            .query_first("SELECT @@timestamp")
+            .await
+            .map_err(|e| from_driver(e, p))?;
+        let after = unix_now();
+        if let Some(server) = server {
+            *self.server_clock.lock().unwrap_or_else(|e| e.into_inner()) = Some(ServerClock {
+                offset: server - (before + after) / 2.0,
+                error: (after - before) / 2.0,
+            });
+        }
         s.conn
             .query_drop("START TRANSACTION")
             .await
@@ -670,6 +705,31 @@ impl Database {
     }
 
     /// The largest packet MariaDB takes (`max_allowed_packet`), as last read.
+    /// MariaDB's clock against ours, once a probe has read it.
+    pub fn server_clock(&self) -> Option<ServerClock> {
+        *self.server_clock.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// `deadline` by MariaDB's clock (Unix seconds), less the margin and
+    /// the clock's uncertainty: after it, the guard stops a transaction
+    /// from committing. `None` before any probe read the clock.
+    fn server_deadline(&self, deadline: Instant) -> Option<f64> {
+        let clock = self.server_clock()?;
+        let left = deadline
+            .saturating_duration_since(Instant::now())
+            .as_secs_f64();
+        Some(unix_now() + left + clock.offset - clock.error - GUARD_MARGIN)
+    }
+
+    /// The statement that commits a transaction sent now: `COMMIT` behind
+    /// the deadline guard once the server's clock is known.
+    pub fn commit_sql(&self) -> String {
+        match self.server_deadline(Instant::now() + self.timeouts.write) {
+            Some(deadline) => batch::guarded_commit(deadline),
+            None => "COMMIT".into(),
+        }
+    }
+
     pub fn max_packet(&self) -> u64 {
         self.max_packet.load(Ordering::Relaxed)
     }
@@ -733,6 +793,12 @@ pub fn statement_form(
 
 /// The rows an UPDATE matched, from MariaDB's info ("Rows matched: 3
 /// Changed: 1  Warnings: 0"); `None` for any other statement.
+fn unix_now() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
+}
+
 pub fn rows_matched(info: &str) -> Option<u64> {
     let rest = info.strip_prefix("Rows matched: ")?;
     rest.split_whitespace().next()?.parse().ok()

@@ -184,8 +184,8 @@ impl Forwarder {
         id: Option<WriteId>,
         ctx: &RequestContext,
     ) -> Result<(), EngineError> {
+        let db = self.engine.inner.db();
         if let Some(id) = id {
-            let db = self.engine.inner.db();
             let row = crate::db::ledger::insert_values_sql(
                 db.ledger_table(),
                 &[format!("('{id}', NULL)")],
@@ -199,7 +199,9 @@ impl Forwarder {
                 return Err(e);
             }
         }
-        let r = self.pass.query(b"COMMIT", ctx).await;
+        // Behind the deadline guard: a COMMIT MariaDB only reads after
+        // sluice has stopped waiting for it rolls back instead.
+        let r = self.pass.query(db.commit_sql().as_bytes(), ctx).await;
         self.pass.unpin();
         r.map(|_| ()).map_err(forward_error)
     }

@@ -472,3 +472,118 @@ async fn switchover_and_failback_lose_nothing_and_the_anti_flapping_block_holds(
     assert_exactly_once(&primary, &acked, &HashSet::new()).await;
     sluice.stop().await;
 }
+
+/// The primary frozen past the grace period with writers running: sluice
+/// fails over to the replica; when the old primary wakes, the writes that
+/// sat in its sockets do not commit (the deadline guard), and anything that
+/// does commit there after the failover began is reported as errant, by
+/// write id, never silently: here a transaction the test itself left in the
+/// frozen server's socket. Failback to it is refused, saying what to
+/// decide, until an operator resolves it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_frozen_primary_that_wakes_after_failover_takes_no_write_silently() {
+    let (primary, replica) = pair_with_table().await;
+    let (sluice, _dir) = start_with_failover(&primary.app_url(), &replica, "2s").await;
+    let writers = Writers::start(&sluice.base, 3, Duration::from_millis(5));
+    writers.wait_more(30, Duration::from_secs(10)).await;
+
+    // A client of its own that writes the ledger straight to the primary,
+    // its packet caught in the frozen server's socket.
+    let errant_id = format!("{:0<26}", "ERRANT");
+    let mut stale = primary.root().await.unwrap();
+    primary.pause();
+    let stale_write = tokio::spawn({
+        let id = errant_id.clone();
+        async move {
+            use mysql_async::prelude::Queryable;
+            let _ = stale
+                .exec_drop("INSERT INTO sluice_applied (id) VALUES (?)", (id,))
+                .await;
+        }
+    });
+    wait_epoch(
+        async || Some(sluice.status().await),
+        1,
+        Duration::from_secs(30),
+    )
+    .await;
+    writers.wait_more(30, Duration::from_secs(20)).await;
+    let began = sluice.status().await["failover"]["fenced"][0]["since_unix"]
+        .as_f64()
+        .expect("the old primary is recorded as fenced");
+
+    primary.resume();
+    let _ = stale_write.await;
+    let s = wait_reconciled(async || Some(sluice.status().await)).await;
+    let acked = writers.stop().await;
+    sluice.wait_drained(Duration::from_secs(20)).await;
+
+    // Whatever committed on the old primary after the failover began is
+    // reported errant, by id; no sluice write is among it.
+    let late: HashSet<String> = primary
+        .query_strings(&format!(
+            "SELECT id FROM sluice_applied WHERE applied_at >= FROM_UNIXTIME({began})"
+        ))
+        .await
+        .unwrap()
+        .into_iter()
+        .flatten()
+        .collect();
+    let errant: HashSet<String> = s["failover"]["errant"][0]["writes"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|v| v.as_str().map(str::to_string))
+        .collect();
+    assert!(
+        late.contains(&errant_id),
+        "the stale write committed on wake: {late:?}"
+    );
+    assert!(
+        late.is_subset(&errant),
+        "committed on the old primary after the failover began but not reported: {:?}",
+        late.difference(&errant).collect::<Vec<_>>()
+    );
+    let sluice_writes: Vec<_> = late.iter().filter(|id| **id != errant_id).collect();
+    assert!(
+        sluice_writes.is_empty(),
+        "sluice writes committed on the old primary after the failover began: {sluice_writes:?}"
+    );
+    assert!(
+        s["failover"]["errant"][0]["gtids"].as_u64().unwrap() >= 1,
+        "{s}"
+    );
+    assert!(sluice
+        .metrics()
+        .await
+        .contains("sluice_errant_transactions 1"));
+    assert_exactly_once(&replica, &acked, &unreplicated(&s)).await;
+
+    // Failback over errant transactions is refused, with what to decide.
+    let (code, body) = admin_post(&sluice, "/failback", None).await;
+    assert_eq!(code, 409, "{body}");
+    let message = body["error"]["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("errant")
+            && message.contains("resolve-errant")
+            && message.contains("rebuild"),
+        "{message}"
+    );
+    assert_eq!(
+        sluice.status().await["target"]["epoch"],
+        1,
+        "nothing changed"
+    );
+    let server = s["failover"]["errant"][0]["address"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (code, body) = admin_post(
+        &sluice,
+        "/failover/resolve-errant",
+        Some(json!({ "server": server })),
+    )
+    .await;
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(sluice.status().await["failover"]["errant"], json!([]));
+}

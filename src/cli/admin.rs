@@ -439,7 +439,47 @@ fn failover_rows(s: &Value) -> Vec<Vec<String>> {
             ),
         ]);
     }
+    for e in f["errant"].as_array().into_iter().flatten() {
+        rows.push(vec![
+            "errant".into(),
+            format!(
+                "{} holds {} sluice writes and {} binlog transactions the current primary does not have as they are there (e.g. {}): failback to it is refused; rebuild it from the current primary, then `sluice resolve-errant {}`",
+                text(&e["address"]),
+                text(&e["writes_total"]),
+                text(&e["gtids"]),
+                e["writes"]
+                    .as_array()
+                    .map(|w| w.iter().take(3).map(text).collect::<Vec<_>>().join(", "))
+                    .filter(|s| !s.is_empty())
+                    .unwrap_or_else(|| "none".into()),
+                text(&e["address"]),
+            ),
+        ]);
+    }
     rows
+}
+
+/// `sluice resolve-errant`: the operator's word that a fenced server's
+/// errant transactions are dealt with.
+pub async fn resolve_errant(args: &AdminArgs, server: &str) -> anyhow::Result<()> {
+    let body = serde_json::json!({ "server": server });
+    let r = call_with(
+        args,
+        reqwest::Method::POST,
+        "/failover/resolve-errant",
+        Some(&body),
+    )
+    .await?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&r)?);
+    } else {
+        println!(
+            "errant transactions of {server} marked resolved ({} sluice writes, {} binlog transactions); failback to it is allowed again",
+            text(&r["resolved"]["writes_total"]),
+            text(&r["resolved"]["gtids"])
+        );
+    }
+    Ok(())
 }
 
 /// `sluice failover` / `sluice failback`: start the procedure and follow it

@@ -72,6 +72,16 @@ pub enum Command {
         #[command(flatten)]
         admin: admin::AdminArgs,
     },
+    /// Mark a fenced server's errant transactions resolved, once you have
+    /// decided which copy stands (normally the current primary's, after
+    /// rebuilding the fenced server from it). Failback to that server is
+    /// refused until then; `sluice status` lists them.
+    ResolveErrant {
+        /// The fenced server, as `sluice status` names it (host:port).
+        server: String,
+        #[command(flatten)]
+        admin: admin::AdminArgs,
+    },
     /// Print the configuration reference (Markdown).
     ConfigReference,
     /// Read a password on standard input and print its MariaDB-style hash,
@@ -189,6 +199,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Failover { wait, admin: a, .. } => block_on(admin::failover(&a, false, wait)),
         Command::Failback { wait, admin: a } => block_on(admin::failover(&a, true, wait)),
+        Command::ResolveErrant { server, admin: a } => block_on(admin::resolve_errant(&a, &server)),
         Command::ConfigReference => {
             print!("{}", crate::config::reference_markdown());
             Ok(())

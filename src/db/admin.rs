@@ -247,6 +247,56 @@ impl AdminConn {
         .await
     }
 
+    /// Ledger rows committed on this server since `since_unix`: id and
+    /// commit time (Unix seconds, its own clock), at most `limit`.
+    pub async fn ledger_rows_since(
+        &self,
+        ledger_table: &str,
+        since_unix: i64,
+        limit: u64,
+    ) -> Result<Vec<(String, f64)>, DbError> {
+        let sql = format!(
+            "SELECT id, CAST(UNIX_TIMESTAMP(applied_at) AS DOUBLE) FROM {ledger_table} WHERE applied_at >= FROM_UNIXTIME(?) ORDER BY applied_at DESC LIMIT {limit}"
+        );
+        self.with_conn(move |c| {
+            Box::pin(async move { c.exec(sql, (since_unix,)).await.map_err(fail) })
+        })
+        .await
+    }
+
+    /// The ledger rows this server holds of `ids`, with their commit time.
+    pub async fn ledger_rows(
+        &self,
+        ledger_table: &str,
+        ids: &[String],
+    ) -> Result<Vec<(String, f64)>, DbError> {
+        let mut found = Vec::new();
+        for chunk in ids.chunks(500) {
+            let marks = vec!["?"; chunk.len()].join(",");
+            let sql = format!("SELECT id, CAST(UNIX_TIMESTAMP(applied_at) AS DOUBLE) FROM {ledger_table} WHERE id IN ({marks})");
+            let params: Vec<mysql_async::Value> = chunk.iter().map(|s| s.as_str().into()).collect();
+            let mut got: Vec<(String, f64)> = self
+                .with_conn(move |c| {
+                    Box::pin(async move { c.exec(sql, params).await.map_err(fail) })
+                })
+                .await?;
+            found.append(&mut got);
+        }
+        Ok(found)
+    }
+
+    /// A global GTID position variable (`gtid_binlog_pos`, `gtid_slave_pos`).
+    pub async fn gtid_pos(&self, variable: &'static str) -> Result<String, DbError> {
+        let sql = format!("SELECT @@GLOBAL.{variable}");
+        self.with_conn(move |c| {
+            Box::pin(async move {
+                let v: Option<String> = c.query_first(sql).await.map_err(fail)?;
+                Ok(v.unwrap_or_default())
+            })
+        })
+        .await
+    }
+
     /// Which of `ids` this server's ledger holds.
     pub async fn ledger_has(
         &self,

@@ -227,6 +227,16 @@ pub fn render(status: &EngineStatus, latencies: &Latencies) -> String {
     );
     metric(
         &mut out,
+        "sluice_errant_transactions",
+        "gauge",
+        "Transactions on fenced servers that the current primary does not have as they are there (sluice writes and binlog transactions), not yet resolved; failback to such a server is refused.",
+        status
+            .failover
+            .as_ref()
+            .map_or(0, |f| f.errant.iter().map(|e| e.writes_total.max(e.gtids)).sum::<u64>()),
+    );
+    metric(
+        &mut out,
         "sluice_drain_rate_writes_per_second",
         "gauge",
         "Queued writes applied per second over the last ten seconds.",

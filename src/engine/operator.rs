@@ -16,6 +16,16 @@ impl Engine {
         failover::command(&self.inner, true).await
     }
 
+    /// An operator decided which copy of a fenced server's errant
+    /// transactions stands (see `failover::fence`): forget them, which lets
+    /// failback to that server proceed.
+    pub async fn resolve_errant(
+        &self,
+        server: &str,
+    ) -> Result<crate::store::target::ErrantServer, EngineError> {
+        failover::procedure::resolve_errant(&self.inner, server).await
+    }
+
     /// Pause or resume the drainer (writes keep being queued while paused).
     pub fn set_drain_paused(&self, paused: bool) {
         self.inner.paused.store(paused, Ordering::SeqCst);

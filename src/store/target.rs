@@ -12,6 +12,7 @@ use super::{Durable, Store, StoreError};
 use serde::{Deserialize, Serialize};
 
 const TARGET_KEY: &[u8] = b"target";
+const ERRANT_KEY: &[u8] = b"errant";
 
 /// Persisted engine state: which database writes go to, the failover
 /// epoch (raised before any failover touches anything), a procedure in
@@ -87,6 +88,38 @@ pub struct FencedServer {
     pub unreplicated_total: u64,
 }
 
+/// Errant transactions: on a fenced server, transactions the current
+/// primary does not have as they are there. A write that committed on the
+/// old primary after sluice had given up on it (the deadline guard's
+/// residual window) and that sluice then applied on the new primary exists
+/// twice, as two different transactions; a rejoin or failback over it
+/// would diverge silently. Kept until an operator resolves them.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrantRecord {
+    pub servers: Vec<ErrantServer>,
+}
+
+/// The errant transactions found on one fenced server.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrantServer {
+    pub address: String,
+    /// The failover epoch that fenced it.
+    pub epoch: u64,
+    /// Write ids whose ledger row there either is missing on the current
+    /// primary and was committed after the failover began, or was committed
+    /// there separately from the current primary's (sluice applied the
+    /// write again there), at most [`MAX_REPORTED`].
+    pub writes: Vec<String>,
+    pub writes_total: u64,
+    /// Transactions in its binary log past what the current primary
+    /// replicated from it (by any client, sluice's or not).
+    pub gtids: u64,
+    /// Its `gtid_binlog_pos` and the current primary's `gtid_slave_pos`.
+    pub gtid_binlog_pos: String,
+    pub current_gtid_slave_pos: String,
+    pub found_unix: i64,
+}
+
 /// Ids of unreplicated writes kept in the record.
 pub const MAX_REPORTED: usize = 1000;
 
@@ -122,6 +155,21 @@ impl Store {
         self.backend
             .insert(Space::Meta, TARGET_KEY, &record::encode(&rec)?)?;
         Ok(rec)
+    }
+
+    /// Errant transactions found on fenced servers and not yet resolved.
+    pub fn load_errant(&self) -> Result<ErrantRecord, StoreError> {
+        match self.backend.get(Space::Meta, ERRANT_KEY)? {
+            Some(raw) => Ok(record::decode(&raw)?),
+            None => Ok(ErrantRecord::default()),
+        }
+    }
+
+    /// Save the errant record and wait for a flush that covers it.
+    pub async fn save_errant(&self, rec: &ErrantRecord) -> Result<Durable, StoreError> {
+        self.backend
+            .insert(Space::Meta, ERRANT_KEY, &record::encode(rec)?)?;
+        self.sync().await
     }
 
     /// Save `rec` and wait for a flush that covers it.

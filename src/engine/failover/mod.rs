@@ -19,7 +19,7 @@
 //! server in the fenced list except to fence it again.
 
 mod fence;
-mod procedure;
+pub(crate) mod procedure;
 pub mod rules;
 
 pub(crate) use procedure::command;
@@ -29,7 +29,7 @@ use super::mode::{Event, Mode};
 use super::{EngineError, Inner};
 use crate::db::admin::{AdminConn, ReplicaStatus};
 use crate::db::Database;
-use crate::store::target::{FencedServer, Kind, Procedure, Step, MAX_REPORTED};
+use crate::store::target::{ErrantServer, FencedServer, Kind, Procedure, Step, MAX_REPORTED};
 use fence::{check_grants, keep_fenced};
 use procedure::{advance, begin, Failpoint};
 use serde::Serialize;
@@ -98,6 +98,9 @@ pub struct FailoverStatus {
     pub writes_go_to: &'static str,
     pub procedure: Option<Procedure>,
     pub fenced: Vec<FencedServer>,
+    /// Errant transactions on fenced servers, not yet resolved: failback
+    /// is refused while there are any.
+    pub errant: Vec<ErrantServer>,
     pub last_failover: Option<String>,
     pub decision: Option<Decision>,
     pub standby: Option<StandbyStatus>,
@@ -163,6 +166,11 @@ pub(crate) fn status(inner: &Inner) -> Option<FailoverStatus> {
         },
         procedure: rec.procedure.clone(),
         fenced: rec.fenced.clone(),
+        errant: inner
+            .store
+            .load_errant()
+            .map(|r| r.servers)
+            .unwrap_or_default(),
         last_failover: rec.last_failover_unix.map(crate::util::unix_to_rfc3339),
         decision: st.decision,
         standby: st.standby,

@@ -112,6 +112,7 @@ pub(super) async fn begin(
     to: &Server,
     reason: String,
 ) -> Result<Procedure, EngineError> {
+    refuse_over_errant(inner, &to.db.address())?;
     let procedure = inner
         .update_target(|rec| {
             if let Some(p) = &rec.procedure {
@@ -166,6 +167,56 @@ pub(super) async fn begin(
     inner.retarget(to.db.clone());
     inner.failover_wake.notify_one();
     Ok(procedure)
+}
+
+/// A server holding errant transactions must not take writes again until
+/// an operator has decided which copy of them stands.
+fn refuse_over_errant(inner: &Inner, to: &str) -> Result<(), EngineError> {
+    let rec = inner.store.load_errant().map_err(EngineError::Store)?;
+    let Some(e) = rec.servers.iter().find(|s| s.address == to) else {
+        return Ok(());
+    };
+    let current = inner.target_record().address;
+    let ids: Vec<&str> = e.writes.iter().take(5).map(String::as_str).collect();
+    Err(EngineError::Failover(format!(
+        "refused: {to} holds errant transactions ({} sluice writes, e.g. {}; {} transactions in its binlog past what {current} replicated from it), committed there after the failover of epoch {} began. The writes among them are applied on {current} too, under the same ids. Decide which copy stands, normally {current}'s: rebuild {to} from {current} (a fresh clone or restore, then replication from {current}), then run `sluice resolve-errant {to}`. Nothing was changed.",
+        e.writes_total,
+        if ids.is_empty() { "none".to_string() } else { ids.join(", ") },
+        e.gtids,
+        e.epoch,
+    )))
+}
+
+/// An operator resolved the errant transactions of `server`: forget them.
+pub(crate) async fn resolve_errant(
+    inner: &Inner,
+    server: &str,
+) -> Result<crate::store::target::ErrantServer, EngineError> {
+    let mut rec = inner.store.load_errant().map_err(EngineError::Store)?;
+    let Some(at) = rec.servers.iter().position(|s| s.address == server) else {
+        let known: Vec<&str> = rec.servers.iter().map(|s| s.address.as_str()).collect();
+        return Err(EngineError::NotFound(format!(
+            "no errant transactions are recorded for {server:?} (recorded: {})",
+            if known.is_empty() {
+                "none".to_string()
+            } else {
+                known.join(", ")
+            }
+        )));
+    };
+    let resolved = rec.servers.remove(at);
+    inner
+        .store
+        .save_errant(&rec)
+        .await
+        .map_err(EngineError::NotDurable)?;
+    tracing::warn!(
+        server,
+        writes = resolved.writes_total,
+        gtids = resolved.gtids,
+        "an operator resolved the errant transactions of a fenced server"
+    );
+    Ok(resolved)
 }
 
 /// Run the procedure from its persisted step to the end.

@@ -117,6 +117,32 @@ pub async fn failback(State(s): State<AppState>) -> Response {
     started(s.engine.failback().await)
 }
 
+/// The body of `POST /admin/v1/failover/resolve-errant`.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ResolveErrant {
+    server: String,
+}
+
+/// An operator's word that a fenced server's errant transactions are
+/// resolved (its data was rebuilt from the current primary, or the copy on
+/// it was kept by hand): failback to it may proceed.
+pub async fn resolve_errant(State(s): State<AppState>, body: axum::body::Bytes) -> Response {
+    let body: ResolveErrant = match serde_json::from_slice(&body) {
+        Ok(b) => b,
+        Err(e) => {
+            return ApiError::bad_request(format!(
+                "bad request body: {e}; expected {{\"server\": \"host:port\"}} naming a fenced server with errant transactions"
+            ))
+            .into_response()
+        }
+    };
+    match s.engine.resolve_errant(&body.server).await {
+        Ok(resolved) => Json(json!({ "resolved": resolved })).into_response(),
+        Err(e) => rescue(e).into_response(),
+    }
+}
+
 fn started(r: Result<crate::engine::Procedure, crate::engine::EngineError>) -> Response {
     match r {
         Ok(p) => (

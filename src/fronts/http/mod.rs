@@ -81,6 +81,7 @@ pub fn router(state: AppState) -> Router {
         .route("/drain/resume", post(admin::resume))
         .route("/failover", post(admin::failover))
         .route("/failback", post(admin::failback))
+        .route("/failover/resolve-errant", post(admin::resolve_errant))
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             auth::require_admin,

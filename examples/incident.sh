@@ -3,10 +3,10 @@
 # Look first, keep a copy, hold the drain while MariaDB recovers, let it go,
 # watch the queue empty, then check what MariaDB refused.
 #
-#   SLUICE_URL=http://127.0.0.1:8080 SLUICE_ADMIN_TOKEN=... examples/incident.sh
+#   SLUICE_URL=http://127.0.0.1:8080 SLUICE_ADMIN_TOKENS=... examples/incident.sh
 #
 # Environment: SLUICE (the binary; default `sluice`), SLUICE_URL,
-# SLUICE_ADMIN_TOKEN, EXPORT (where step 4 writes the queue; default
+# SLUICE_ADMIN_TOKENS, EXPORT (where step 4 writes the queue; default
 # ./incident-queue.jsonl), WAIT (seconds to wait for the queue to empty; 120).
 set -euo pipefail
 SLUICE=${SLUICE:-sluice}

@@ -6,6 +6,9 @@ fn main() {
     let cli = sluice::cli::Cli::parse();
     if let Err(e) = sluice::cli::run(cli) {
         eprintln!("sluice: {e:#}");
-        std::process::exit(1);
+        let code = e
+            .downcast_ref::<sluice::cli::admin::AdminError>()
+            .map_or(1, |a| a.exit_code());
+        std::process::exit(code);
     }
 }

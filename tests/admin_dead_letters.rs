@@ -40,7 +40,7 @@ async fn dead_letters_are_shown_retried_and_dropped() {
         "{out}"
     );
     let (code, _, err) = admin(&base, &["dead", "retry", &dead[0]]).await;
-    assert_eq!(code, 1);
+    assert_eq!(code, 4, "refused: exit 4");
     assert!(err.contains("422") && err.contains("missing"), "{err}");
     db.exec("CREATE TABLE missing (x INT)").await.unwrap();
     let (code, out, err) = admin(&base, &["dead", "retry", &dead[0]]).await;
@@ -56,7 +56,7 @@ async fn dead_letters_are_shown_retried_and_dropped() {
     let (_, out, _) = admin(&base, &["dead", "list"]).await;
     assert!(out.contains("no dead letters"), "{out}");
     let (code, _, err) = admin(&base, &["dead", "show", "999"]).await;
-    assert_eq!(code, 1);
+    assert_eq!(code, 4);
     assert!(
         err.contains("404") && err.contains("no dead letter"),
         "{err}"

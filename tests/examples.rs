@@ -101,7 +101,7 @@ async fn the_examples_run_against_sluice() {
         .arg(script)
         .env("SLUICE", env!("CARGO_BIN_EXE_sluice"))
         .env("SLUICE_URL", &s.base)
-        .env("SLUICE_ADMIN_TOKEN", ADMIN)
+        .env("SLUICE_ADMIN_TOKENS", ADMIN)
         .env("EXPORT", &export)
         .env("WAIT", "60"))
     .await;

@@ -57,7 +57,21 @@ async fn the_status_page_shows_mode_depth_and_a_chart() {
     assert!(html.contains(">buffering<"), "mode missing: {html}");
     assert!(html.contains("id=\"depth\">3<"), "depth missing: {html}");
     assert!(html.contains("id=\"depth-line\""), "chart missing: {html}");
-    assert!(html.contains("failover not configured"), "{html}");
+    // MariaDB's state where the operator looks: not answering, for how
+    // long, and the probe's last error; nothing drains meanwhile.
+    assert!(
+        html.contains(">NOT ANSWERING<"),
+        "primary health missing: {html}"
+    );
+    assert!(
+        html.contains("has not answered for") && html.contains("last error:"),
+        "{html}"
+    );
+    assert!(html.contains(">waiting for MariaDB<"), "{html}");
+    assert!(
+        html.contains("<div id=\"failover\"></div>"),
+        "no failover here: {html}"
+    );
 
     let shot = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("status-page.png");
     let _ = std::fs::remove_file(&shot);

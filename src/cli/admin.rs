@@ -2,8 +2,8 @@
 //! list`, `sluice drain pause|resume`): they call a running sluice's admin
 //! API and print a table for people, or the JSON with `--json` for scripts.
 
-use super::format::{eta, pairs, short, show_table, statement_text, table, text};
-use anyhow::{bail, Context};
+use super::format::{duration, eta, pairs, short, show_table, size, statement_text, table, text};
+use anyhow::bail;
 use serde_json::Value;
 use std::time::Duration;
 
@@ -17,10 +17,13 @@ pub struct AdminArgs {
     /// from it when not given otherwise.
     #[arg(long, env = "SLUICE_CONFIG", global = true)]
     pub config: Option<std::path::PathBuf>,
-    /// An admin token (one of the server's admin_tokens).
+    /// An admin token (one of the server's admin_tokens). The environment
+    /// variable is the server's own, SLUICE_ADMIN_TOKENS (the first of a
+    /// comma-separated list is used); SLUICE_ADMIN_TOKEN is still read, with
+    /// a warning.
     #[arg(
         long,
-        env = "SLUICE_ADMIN_TOKEN",
+        env = "SLUICE_ADMIN_TOKENS",
         global = true,
         hide_env_values = true
     )]
@@ -35,9 +38,9 @@ pub struct PageArgs {
     /// Show entries after this sequence number.
     #[arg(long, default_value_t = 0)]
     pub after: u64,
-    /// How many entries at most.
-    #[arg(long, default_value_t = 50)]
-    pub limit: usize,
+    /// How many entries at most (1 to 1000).
+    #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u16).range(1..=1000))]
+    pub limit: u16,
 }
 
 impl AdminArgs {
@@ -57,7 +60,17 @@ impl AdminArgs {
             };
             Some(format!("http://{host}:{}", listen.port()))
         });
-        let token = self.token.clone().or_else(|| {
+        let token = self
+            .token
+            .as_deref()
+            .and_then(|t| t.split(',').map(str::trim).find(|t| !t.is_empty()))
+            .map(str::to_string)
+            .or_else(|| {
+                let old = std::env::var("SLUICE_ADMIN_TOKEN").ok()?;
+                eprintln!("sluice: warning: SLUICE_ADMIN_TOKEN is the old name; set SLUICE_ADMIN_TOKENS, which the server reads too");
+                Some(old)
+            })
+            .or_else(|| {
             file.as_ref()?
                 .admin_tokens
                 .as_ref()?
@@ -82,6 +95,12 @@ impl AdminArgs {
         timeout: Option<Duration>,
     ) -> anyhow::Result<(reqwest::RequestBuilder, String)> {
         let (base, token) = self.endpoint()?;
+        let Some(token) = token else {
+            return Err(AdminError::Refused(
+                "no admin token: pass --token, set SLUICE_ADMIN_TOKENS (the variable the server reads its admin_tokens from), or give --config the server's config file; a token is one of the server's admin_tokens (16 characters or more)".into(),
+            )
+            .into());
+        };
         let mut http = reqwest::Client::builder();
         if let Some(t) = timeout {
             http = http.timeout(t);
@@ -89,17 +108,42 @@ impl AdminArgs {
         let mut rb = http
             .build()?
             .request(method, format!("{base}/admin/v1{path}"));
-        if let Some(t) = &token {
-            rb = rb.bearer_auth(t);
-        }
+        rb = rb.bearer_auth(token);
         Ok((rb, base))
+    }
+}
+
+/// Why an admin command failed, with its exit code: 3 when sluice cannot
+/// be reached, 4 when it refused (a bad token, a refused operation, a
+/// missing entry). Other failures exit 1, and bad usage 2.
+#[derive(Debug, thiserror::Error)]
+pub enum AdminError {
+    #[error("{0}")]
+    Unreachable(String),
+    #[error("{0}")]
+    Refused(String),
+    /// A flag that does not apply to the command.
+    #[error("{0}")]
+    Usage(String),
+}
+
+impl AdminError {
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            AdminError::Unreachable(_) => 3,
+            AdminError::Refused(_) => 4,
+            AdminError::Usage(_) => 2,
+        }
     }
 }
 
 /// Send `rb`; a clear error when sluice is unreachable or refuses.
 pub async fn send(rb: reqwest::RequestBuilder, base: &str) -> anyhow::Result<reqwest::Response> {
-    let resp = rb.send().await.with_context(|| {
-        format!("cannot reach sluice at {base} (is it running? set --url or SLUICE_URL)")
+    let resp = rb.send().await.map_err(|e| {
+        AdminError::Unreachable(format!(
+            "cannot reach sluice at {base} ({}); is it running? Point --url or SLUICE_URL at its http_listen",
+            reach_error(&e)
+        ))
     })?;
     let status = resp.status();
     if status.is_success() {
@@ -110,10 +154,29 @@ pub async fn send(rb: reqwest::RequestBuilder, base: &str) -> anyhow::Result<req
         .as_str()
         .unwrap_or("no message")
         .to_string();
-    match status.as_u16() {
-        401 => bail!("the admin token was refused ({msg}); pass --token or set SLUICE_ADMIN_TOKEN"),
-        403 => bail!("{msg}"),
-        code => bail!("sluice answered {code}: {msg}"),
+    Err(match status.as_u16() {
+        401 => AdminError::Refused(format!(
+            "the admin token was refused ({msg}); pass one of the server's admin_tokens with --token or SLUICE_ADMIN_TOKENS"
+        )),
+        code => AdminError::Refused(format!("{msg} (HTTP {code})")),
+    }
+    .into())
+}
+
+/// What went wrong reaching sluice, in words (no debug formatting).
+fn reach_error(e: &reqwest::Error) -> String {
+    if e.is_timeout() {
+        "no answer in time".into()
+    } else if e.is_connect() {
+        "connection refused or no route".into()
+    } else {
+        let mut msg = e.to_string();
+        let mut source = std::error::Error::source(e);
+        while let Some(s) = source {
+            msg = s.to_string();
+            source = s.source();
+        }
+        msg
     }
 }
 
@@ -141,9 +204,36 @@ pub async fn status(args: &AdminArgs) -> anyhow::Result<()> {
         return Ok(());
     }
     let healthy = match s["primary"]["healthy"].as_bool() {
-        Some(true) => "healthy".to_string(),
-        Some(false) => format!("NOT ANSWERING: {}", text(&s["primary"]["last_error"])),
+        Some(true) => format!(
+            "healthy (last probe {:.1} ms)",
+            s["primary"]["last_probe_ms"].as_f64().unwrap_or(0.0)
+        ),
+        Some(false) => format!(
+            "NOT ANSWERING for {} ({} failed probes in a row); last error: {}",
+            duration(s["primary"]["down_for_seconds"].as_f64().unwrap_or(0.0)),
+            text(&s["primary"]["consecutive_failed"]),
+            text(&s["primary"]["last_error"])
+        ),
         None => "not probed yet".to_string(),
+    };
+    let mode = text(&s["mode"]["mode"]);
+    // What the drain does now: nothing drains while MariaDB is not
+    // answering or an operator paused it.
+    let drain_state = if s["drain"]["paused"] == true {
+        "PAUSED by an operator (writes keep being queued; `sluice drain resume`)".to_string()
+    } else if mode == "draining" {
+        format!(
+            "running, {:.0} writes/s, time to empty {}, batch size {}",
+            s["drain"]["drain_per_second"].as_f64().unwrap_or(0.0),
+            eta(&s["drain"]["eta_seconds"]),
+            text(&s["drain"]["batch_size"])
+        )
+    } else if mode == "direct" {
+        "idle (nothing queued)".to_string()
+    } else if s["queue"]["depth"].as_u64().unwrap_or(0) > 0 {
+        format!("waiting for MariaDB ({mode}): nothing can drain until the primary answers")
+    } else {
+        format!("waiting for MariaDB ({mode})")
     };
     let oldest = s["queue"]["oldest_age_seconds"]
         .as_f64()
@@ -163,16 +253,19 @@ pub async fn status(args: &AdminArgs) -> anyhow::Result<()> {
             "primary".into(),
             format!("{} {healthy}", text(&s["primary"]["address"])),
         ],
-        vec!["failover epoch".into(), text(&s["target"]["epoch"])],
     ];
+    // Failover figures only where failover is configured (or happened).
+    if !s["failover"].is_null() || s["target"]["epoch"].as_u64().unwrap_or(0) > 0 {
+        rows.push(vec!["failover epoch".into(), text(&s["target"]["epoch"])]);
+    }
     rows.extend(failover_rows(&s));
     rows.extend(vec![
         vec![
             "queue".into(),
             format!(
-                "{} writes, {} bytes, oldest {oldest}",
+                "{} writes, {}, oldest {oldest}",
                 text(&s["queue"]["depth"]),
-                text(&s["queue"]["bytes"])
+                size(s["queue"]["bytes"].as_u64().unwrap_or(0))
             ),
         ],
         vec![
@@ -183,20 +276,7 @@ pub async fn status(args: &AdminArgs) -> anyhow::Result<()> {
                 text(&s["queue"]["quarantined"])
             ),
         ],
-        vec![
-            "drain".into(),
-            format!(
-                "{}, {:.0} writes/s, time to empty {}, batch size {}",
-                if s["drain"]["paused"] == true {
-                    "PAUSED"
-                } else {
-                    "running"
-                },
-                s["drain"]["drain_per_second"].as_f64().unwrap_or(0.0),
-                eta(&s["drain"]["eta_seconds"]),
-                text(&s["drain"]["batch_size"])
-            ),
-        ],
+        vec!["drain".into(), drain_state],
         vec![
             "applied".into(),
             format!(
@@ -351,7 +431,8 @@ pub async fn drain(args: &AdminArgs, pause: bool) -> anyhow::Result<()> {
 fn failover_rows(s: &Value) -> Vec<Vec<String>> {
     let f = &s["failover"];
     if f.is_null() {
-        return vec![vec!["failover".into(), "not configured".into()]];
+        // Not configured: nothing to say about it.
+        return Vec::new();
     }
     let mut rows = vec![vec![
         "failover".into(),

@@ -7,7 +7,7 @@
 //! progress on stderr; the whole queue is never held in memory.
 
 use super::admin::{self, AdminArgs, PageArgs};
-use super::format::{ago, eta, list_table, pairs, show_table, text};
+use super::format::{ago, eta, list_table, pairs, show_table, size, text};
 use crate::fronts::http::admin::queued_json;
 use crate::store::SledBackend;
 use crate::store::{QueueLimits, Store};
@@ -127,7 +127,7 @@ pub async fn run(command: QueueCommand, admin: AdminArgs) -> anyhow::Result<()> 
         QueueCommand::Stats(local) => stats(&Source::new(&admin, &local)?, admin.json).await,
         QueueCommand::List { page, local } => {
             let src = Source::new(&admin, &local)?;
-            let items = src.page(page.after, page.limit).await?;
+            let items = src.page(page.after, usize::from(page.limit)).await?;
             if admin.json {
                 let next = items.last().map(|w| w["seq"].clone());
                 return print_json(&json!({ "items": items, "next_after": next }));
@@ -155,6 +155,12 @@ pub async fn run(command: QueueCommand, admin: AdminArgs) -> anyhow::Result<()> 
                 print!("{}", show_table(&w));
                 Ok(())
             }
+        }
+        QueueCommand::Export { .. } | QueueCommand::Watch { .. } if admin.json => {
+            Err(admin::AdminError::Usage(
+                "--json does not apply here: `queue export` always writes JSON lines, and `queue watch` is a live view for people (use `sluice status --json` or `queue stats --json` for scripts)".into(),
+            )
+            .into())
         }
         QueueCommand::Export { output, local, .. } => {
             let src = Source::new(&admin, &local)?;
@@ -203,7 +209,10 @@ async fn stats(src: &Source, as_json: bool) -> anyhow::Result<()> {
     }
     let mut rows = vec![
         vec!["queued writes".into(), text(&v["depth"])],
-        vec!["queued bytes".into(), text(&v["bytes"])],
+        vec![
+            "queued bytes".into(),
+            size(v["bytes"].as_u64().unwrap_or(0)),
+        ],
         vec!["oldest".into(), ago(&v["oldest_age_seconds"])],
         vec!["dead letters".into(), text(&v["dead_letters"])],
         vec!["quarantined".into(), text(&v["quarantined"])],
@@ -215,7 +224,7 @@ async fn stats(src: &Source, as_json: bool) -> anyhow::Result<()> {
     if !v["disk_bytes"].is_null() {
         rows.push(vec![
             "store on disk".into(),
-            format!("{} bytes", text(&v["disk_bytes"])),
+            size(v["disk_bytes"].as_u64().unwrap_or(0)),
         ]);
     }
     print!("{}", pairs(&rows));
@@ -337,27 +346,45 @@ pub fn watch_frame(s: &Value, peak: u64) -> String {
     let depth = s["queue"]["depth"].as_u64().unwrap_or(0);
     let mode = text(&s["mode"]["mode"]);
     let d = &s["drain"];
+    let paused = d["paused"] == true;
+    let drain = if paused {
+        "drain PAUSED by an operator (`sluice drain resume`)".to_string()
+    } else if mode == "draining" {
+        format!(
+            "drain {:.0}/s  enqueue {:.0}/s  time to empty {}",
+            d["drain_per_second"].as_f64().unwrap_or(0.0),
+            d["enqueue_per_second"].as_f64().unwrap_or(0.0),
+            eta(&d["eta_seconds"]),
+        )
+    } else if mode == "direct" {
+        format!(
+            "direct {:.0}/s, nothing queued",
+            d["direct_per_second"].as_f64().unwrap_or(0.0)
+        )
+    } else {
+        format!(
+            "waiting for MariaDB: nothing drains while {mode}; enqueue {:.0}/s",
+            d["enqueue_per_second"].as_f64().unwrap_or(0.0)
+        )
+    };
+    let epoch = s["target"]["epoch"].as_u64().unwrap_or(0);
     let mut out = format!(
         "sluice  mode {mode}  ({})\n\
-         depth {depth} writes, {} bytes, oldest {}\n\
-         drain {:.0}/s  enqueue {:.0}/s  direct {:.0}/s  time to empty {}{}\n\
-         dead letters {}  failover epoch {}\n",
+         depth {depth} writes, {}, oldest {}\n\
+         {drain}\n\
+         dead letters {}{}\n",
         text(&s["mode"]["reason"]),
-        text(&s["queue"]["bytes"]),
+        size(s["queue"]["bytes"].as_u64().unwrap_or(0)),
         ago(&s["queue"]["oldest_age_seconds"]),
-        d["drain_per_second"].as_f64().unwrap_or(0.0),
-        d["enqueue_per_second"].as_f64().unwrap_or(0.0),
-        d["direct_per_second"].as_f64().unwrap_or(0.0),
-        eta(&d["eta_seconds"]),
-        if d["paused"] == true {
-            "  (drain PAUSED)"
-        } else {
-            ""
-        },
         text(&s["queue"]["dead_letters"]),
-        text(&s["target"]["epoch"]),
+        if epoch > 0 || !s["failover"].is_null() {
+            format!("  failover epoch {epoch}")
+        } else {
+            String::new()
+        },
     );
-    if peak > 0 && (mode == "draining" || depth > 0) {
+    // A bar toward empty only while the drain is moving.
+    if peak > 0 && mode == "draining" && !paused {
         let done = 1.0 - depth as f64 / peak as f64;
         let width = 40;
         let filled = (done * width as f64).round() as usize;
@@ -395,5 +422,12 @@ mod tests {
             "{f}"
         );
         assert_eq!(urlencode("01M8/x y"), "01M8%2Fx%20y");
+        // While buffering nothing drains: no bar, and the frame says why.
+        let mut b = s.clone();
+        b["mode"]["mode"] = json!("buffering");
+        let f = watch_frame(&b, 1000);
+        assert!(!f.contains("drained"), "{f}");
+        assert!(f.contains("waiting for MariaDB"), "{f}");
+        assert!(!f.contains("failover epoch"), "no failover here: {f}");
     }
 }

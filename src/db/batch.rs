@@ -11,7 +11,7 @@
 //! a replay) acceptance time ride on it with `SET STATEMENT … FOR`, so the
 //! session's own mode never changes what sluice's statements mean.
 //!
-//! The last step before `COMMIT` is the deadline guard: against the
+//! The last guard before `COMMIT` also checks the deadline: against the
 //! server's own clock, the transaction must still be inside the time after
 //! which sluice stops waiting for it and counts its outcome as unknown;
 //! otherwise it signals and the transaction never commits. A server frozen
@@ -65,8 +65,6 @@ pub(super) enum Step {
         first: usize,
         count: usize,
     },
-    /// Still inside sluice's deadline, by the server's clock.
-    Deadline,
     Commit,
 }
 
@@ -180,8 +178,9 @@ pub(super) fn compose(
                         id_step: f.id_step,
                     },
                 );
+                let last = wi + f.count == writes.len();
                 push(
-                    &guard(ledger_table, run),
+                    &guard(ledger_table, run, deadline.filter(|_| last)),
                     Step::Guard {
                         first: wi,
                         count: f.count,
@@ -209,8 +208,9 @@ pub(super) fn compose(
                         ),
                         Step::Statement(wi, si),
                     );
+                    let last = wi + 1 == writes.len() && si + 1 == w.statements.len();
                     push(
-                        &guard(ledger_table, &[w]),
+                        &guard(ledger_table, &[w], deadline.filter(|_| last)),
                         Step::Guard {
                             first: wi,
                             count: 1,
@@ -221,9 +221,6 @@ pub(super) fn compose(
             }
         };
         wi += count;
-    }
-    if let Some(deadline) = deadline {
-        push(&deadline_guard(deadline), Step::Deadline);
     }
     push("COMMIT", Step::Commit);
     Batch {
@@ -298,31 +295,32 @@ fn ledger_rows(ledger_table: &str, writes: &[&Write]) -> String {
 /// Stop the batch if the transaction is no longer open (a statement
 /// committed implicitly): take back the ledger rows of `writes`, which the
 /// implicit commit made durable, and fail with [`IMPLICIT_COMMIT`].
-fn guard(ledger_table: &str, writes: &[&Write]) -> String {
+fn guard(ledger_table: &str, writes: &[&Write], deadline: Option<f64>) -> String {
     let ids: Vec<String> = writes.iter().map(|w| format!("'{}'", w.id)).collect();
+    // The batch's last guard also checks the deadline: one statement, not two.
+    let late = deadline.map_or(String::new(), |d| {
+        format!(
+            " IF {} > {d:.6} THEN SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = '{DEADLINE_PASSED}'; END IF;",
+            SERVER_NOW
+        )
+    });
     format!(
-        "BEGIN NOT ATOMIC IF @@in_transaction = 0 THEN DELETE FROM {ledger_table} WHERE id IN ({}); SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = '{IMPLICIT_COMMIT}'; END IF; END",
+        "BEGIN NOT ATOMIC IF @@in_transaction = 0 THEN DELETE FROM {ledger_table} WHERE id IN ({}); SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = '{IMPLICIT_COMMIT}'; END IF;{late} END",
         ids.join(", ")
     )
 }
 
-/// Signal unless the server's clock is still before `deadline` (Unix
-/// seconds). `@@timestamp` is this statement's start, and the difference
-/// between `SYSDATE(6)` and `NOW(6)` the time since then, both in the same
-/// zone: together the real time now, whatever the session's time zone or
-/// a pinned timestamp.
-fn deadline_guard(deadline: f64) -> String {
-    format!(
-        "BEGIN NOT ATOMIC IF @@timestamp + TIMESTAMPDIFF(MICROSECOND, NOW(6), SYSDATE(6)) / 1000000 > {deadline:.6} THEN SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = '{DEADLINE_PASSED}'; END IF; END"
-    )
-}
+/// The real time now by the server's clock, in Unix seconds: `@@timestamp`
+/// is the statement's start, and `SYSDATE(6)` less `NOW(6)` (both in the
+/// same zone) the time since, so no time zone or pinned timestamp changes it.
+const SERVER_NOW: &str = "@@timestamp + TIMESTAMPDIFF(MICROSECOND, NOW(6), SYSDATE(6)) / 1000000";
 
 /// `COMMIT`, unless the server's clock has passed `deadline`: then roll back
 /// and signal [`DEADLINE_PASSED`]. One statement, for a transaction whose
 /// statements went one at a time (a live transaction of the MySQL front).
 pub(super) fn guarded_commit(deadline: f64) -> String {
     format!(
-        "BEGIN NOT ATOMIC IF @@timestamp + TIMESTAMPDIFF(MICROSECOND, NOW(6), SYSDATE(6)) / 1000000 > {deadline:.6} THEN ROLLBACK; SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = '{DEADLINE_PASSED}'; ELSE COMMIT; END IF; END"
+        "BEGIN NOT ATOMIC IF {SERVER_NOW} > {deadline:.6} THEN ROLLBACK; SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = '{DEADLINE_PASSED}'; ELSE COMMIT; END IF; END"
     )
 }
 
@@ -333,13 +331,17 @@ pub(super) fn classify(step: Step, error: SqlError) -> DbError {
     match step {
         // Whatever stopped the guard, the write is not counted as applied,
         // and it must not run again on its own.
+        // Too late to commit (the deadline check rides on the last guard):
+        // nothing did, and the write is sluice's to retry.
+        Step::Guard { .. } if error.message == DEADLINE_PASSED => DbError::Transient {
+            phase: Phase::Transaction,
+            error,
+        },
         Step::Guard { first, .. } => DbError::ImplicitCommit {
             write_index: first,
             error,
         },
-        // Too late to commit: nothing did, and the write is sluice's to
-        // retry (it has most likely stopped waiting already).
-        Step::Deadline | Step::Commit | Step::Begin | Step::Ledger { .. } => DbError::Transient {
+        Step::Commit | Step::Begin | Step::Ledger { .. } => DbError::Transient {
             phase: Phase::Transaction,
             error,
         },
@@ -433,7 +435,6 @@ mod tests {
                 Step::Ledger { first: 1, count: 1 },
                 Step::Statement(1, 0),
                 Step::Guard { first: 1, count: 1 },
-                Step::Deadline,
                 Step::Commit,
             ]
         );
@@ -457,7 +458,7 @@ mod tests {
             )
         );
         assert_eq!(*parts.last().unwrap(), "COMMIT");
-        // The last step before COMMIT: still inside the deadline, by the server's clock.
+        // The last guard also checks the deadline, by the server's clock.
         assert!(
             parts[parts.len() - 2].contains("> 1800000000.500000 THEN SIGNAL"),
             "{}",

@@ -42,6 +42,8 @@ pub(crate) async fn run(inner: Arc<Inner>, stop: CancellationToken) {
     let mut prefetched: Option<(u64, Vec<Head>)> = None;
     // How long the last batch took in MariaDB.
     let mut last_took = Duration::ZERO;
+    // The history knows when this drain began (for its time to empty).
+    let mut began = false;
     loop {
         if stop.is_cancelled() {
             finish_batch(&inner, done.take());
@@ -50,12 +52,23 @@ pub(crate) async fn run(inner: Arc<Inner>, stop: CancellationToken) {
         if inner.mode.mode() != Mode::Draining || inner.paused.load(Ordering::SeqCst) {
             finish_batch(&inner, done.take());
             prefetched = None;
+            if began {
+                inner.history.drain_began(None);
+                began = false;
+            }
             tokio::select! {
                 _ = mode_rx.changed() => {}
                 _ = inner.drain_wake.notified() => {}
                 _ = stop.cancelled() => return,
             }
             continue;
+        }
+        if !began {
+            let q = inner.store.stats();
+            inner
+                .history
+                .drain_began(Some(super::history::sample(&inner, &q)));
+            began = true;
         }
         inner
             .drain_batch

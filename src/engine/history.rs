@@ -1,7 +1,10 @@
 //! Recent history: one sample of the queue and the counters every second,
 //! kept for the last ten minutes, from which the drain rate, the enqueue rate
 //! and the time to empty are computed (for `sluice status`, `queue watch`
-//! and the status page's chart).
+//! and the status page's chart). While a drain runs, the rates cover only
+//! what it has done since it began (at most the last few seconds of it), so
+//! the time to empty is right from its first second instead of being
+//! dragged by the stall or the enqueue burst before it.
 //!
 //! It only reads the engine's counters; it never changes anything.
 
@@ -18,6 +21,8 @@ use tokio_util::sync::CancellationToken;
 pub const KEEP: usize = 600;
 /// The window rates are computed over.
 const RATE_WINDOW: Duration = Duration::from_secs(10);
+/// The window of a running drain: short, so the estimate follows the drain.
+const DRAIN_WINDOW: Duration = Duration::from_secs(4);
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Sample {
@@ -51,6 +56,8 @@ pub struct Rates {
 #[derive(Default)]
 pub struct History {
     samples: Mutex<VecDeque<Sample>>,
+    /// When the running drain began, and the counters then.
+    drain_began: Mutex<Option<Sample>>,
 }
 
 impl History {
@@ -71,35 +78,57 @@ impl History {
         q.push_back(s);
     }
 
-    /// Rates between `now` and the sample about [`RATE_WINDOW`] earlier.
+    /// A drain began (with the engine's figures then), or ended (`None`).
+    pub(crate) fn drain_began(&self, at: Option<Sample>) {
+        *self.drain_began.lock().unwrap_or_else(|p| p.into_inner()) = at;
+    }
+
+    /// Rates between `now` and the sample about [`RATE_WINDOW`] earlier;
+    /// while a drain runs, between `now` and the sample about
+    /// [`DRAIN_WINDOW`] earlier but not before the drain began.
     pub fn rates(&self, now: &Sample) -> Rates {
-        let q = self.samples.lock().unwrap_or_else(|p| p.into_inner());
         let Some(now_at) = now.taken else {
             return Rates::default();
         };
-        let then = q
-            .iter()
-            .rev()
-            .find(|s| {
-                s.taken
-                    .is_some_and(|t| now_at.duration_since(t) >= RATE_WINDOW)
-            })
-            .or_else(|| q.front());
+        let began = self
+            .drain_began
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+            .filter(|_| now.mode == Mode::Draining);
+        let q = self.samples.lock().unwrap_or_else(|p| p.into_inner());
+        let age = |s: &Sample| s.taken.map(|t| now_at.saturating_duration_since(t));
+        let then = match &began {
+            Some(b) => q
+                .iter()
+                .rev()
+                .filter(|s| age(s) >= age(b).map(|a| a.min(DRAIN_WINDOW)))
+                .find(|s| age(s) <= age(b))
+                .or(Some(b)),
+            None => q
+                .iter()
+                .rev()
+                .find(|s| age(s).is_some_and(|a| a >= RATE_WINDOW))
+                .or_else(|| q.front()),
+        };
         let Some(then) = then else {
             return Rates::default();
         };
-        let secs = then
-            .taken
-            .map(|t| now_at.duration_since(t).as_secs_f64())
-            .unwrap_or(0.0);
-        if secs < 0.5 {
+        let secs = age(then).unwrap_or_default().as_secs_f64();
+        if secs < 0.2 || (began.is_none() && secs < 0.5) {
             return Rates::default();
         }
         let per = |a: u64, b: u64| a.saturating_sub(b) as f64 / secs;
-        let shrink = (then.depth as f64 - now.depth as f64) / secs;
+        let drain = per(now.drained_total, then.drained_total);
+        let enqueue = per(now.enqueued_total, then.enqueued_total);
+        let shrink = match began {
+            // What the drain clears, less what arrives meanwhile.
+            Some(_) => drain - enqueue,
+            None => (then.depth as f64 - now.depth as f64) / secs,
+        };
         Rates {
-            drain_per_second: per(now.drained_total, then.drained_total),
-            enqueue_per_second: per(now.enqueued_total, then.enqueued_total),
+            drain_per_second: drain,
+            enqueue_per_second: enqueue,
             direct_per_second: per(now.direct_total, then.direct_total),
             eta_seconds: (now.depth > 0 && shrink > 0.0).then(|| now.depth as f64 / shrink),
         }
@@ -168,6 +197,25 @@ mod tests {
         // A growing queue has no time to empty.
         let grow = at(t0 + Duration::from_secs(10), 1200, 0, 200);
         assert_eq!(h.rates(&grow).eta_seconds, None);
+
+        // A drain that began a second ago, after a long stall: its own
+        // progress gives the estimate at once.
+        let h = History::default();
+        h.push(at(t0, 0, 0, 0));
+        h.push(at(t0 + Duration::from_secs(9), 5000, 0, 5000));
+        h.drain_began(Some(at(t0 + Duration::from_secs(10), 5000, 0, 5000)));
+        let now = at(t0 + Duration::from_secs(11), 4000, 1000, 5000);
+        assert_eq!(h.rates(&now).drain_per_second, 1000.0);
+        assert_eq!(h.rates(&now).eta_seconds, Some(4.0));
+        // Later, only its last few seconds count.
+        for k in 11..=20u64 {
+            let done = (k - 10) * 400;
+            h.push(at(t0 + Duration::from_secs(k), 5000 - done, done, 5000));
+        }
+        let now = at(t0 + Duration::from_secs(20), 1000, 4000, 5000);
+        let r = h.rates(&now);
+        assert_eq!(r.drain_per_second, 400.0);
+        assert_eq!(r.eta_seconds, Some(2.5));
         for i in 0..KEEP + 5 {
             h.push(at(t0, i as u64, 0, 0));
         }

@@ -162,6 +162,15 @@ impl ModeCell {
     /// uses it to confirm the queue is still empty before going direct.
     pub fn apply_if(&self, event: Event, guard: impl FnOnce() -> bool) -> Option<Mode> {
         let mut st = self.state.write().unwrap_or_else(|p| p.into_inner());
+        if let (true, Mode::Buffering, Event::ProbeFailed(why)) = (st.starting, st.mode, &event) {
+            // Still starting, and MariaDB does not answer: say what the
+            // probe found rather than that sluice waits for it.
+            let reason = format!("starting: MariaDB is not answering the health probe: {why}");
+            if st.reason != reason {
+                st.reason = reason;
+            }
+            return None;
+        }
         let (to, reason) = next(st.mode, st.starting, &event)?;
         if !guard() {
             return None;

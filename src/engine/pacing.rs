@@ -35,8 +35,14 @@ impl Pacer {
         }
     }
 
+    /// Writes in the next batch. Under a rate limit, at most a tenth of a
+    /// second's worth: the limit then spreads the drain evenly instead of
+    /// sending large batches between long pauses.
     pub fn batch(&self) -> usize {
-        self.batch
+        match self.cfg.max_rate {
+            Some(rate) if rate > 0 => self.batch.min((rate as usize / 10).max(1)),
+            _ => self.batch,
+        }
     }
 
     /// A batch of `n` writes took `latency`: adapt the batch size.

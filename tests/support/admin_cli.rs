@@ -14,6 +14,7 @@ pub fn sluice_cli(base: &str, token: &str, args: &[&str]) -> (i32, String, Strin
         .arg(format!("--url={base}"))
         .arg(format!("--token={token}"))
         .env_remove("SLUICE_ADMIN_TOKEN")
+        .env_remove("SLUICE_ADMIN_TOKENS")
         .output()
         .unwrap();
     (

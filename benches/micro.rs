@@ -7,7 +7,7 @@
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use sluice::store::record;
-use sluice::store::{Backend, SledBackend};
+use sluice::store::{Backend, RedbBackend, SledBackend};
 use sluice::store::{QueueLimits, QueuedWrite, Store};
 use sluice::write::{Param, SessionContext, Statement, Write, WriteId};
 use std::sync::Arc;
@@ -63,13 +63,23 @@ fn lexer(c: &mut Criterion) {
 }
 
 fn group_commit(c: &mut Criterion) {
+    for engine in ["redb", "sled"] {
+        group_commit_on(c, engine);
+    }
+}
+
+/// 64 writers append and wait for their flush on `engine`'s store.
+fn group_commit_on(c: &mut Criterion, engine: &str) {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let store: Arc<dyn Backend> = Arc::new(SledBackend::open(dir.path(), 64 << 20).unwrap());
+    let store: Arc<dyn Backend> = match engine {
+        "redb" => Arc::new(RedbBackend::open(dir.path(), 64 << 20).unwrap()),
+        _ => Arc::new(SledBackend::open(dir.path(), 64 << 20).unwrap()),
+    };
     let queue = Arc::new(
         Store::open(
             store,
@@ -86,7 +96,7 @@ fn group_commit(c: &mut Criterion) {
     let mut g = c.benchmark_group("queue");
     g.throughput(Throughput::Elements(writers));
     g.sample_size(20);
-    g.bench_function("append_and_sync_64_writers", |b| {
+    g.bench_function(format!("append_and_sync_64_writers_{engine}"), |b| {
         b.iter_batched(
             || (0..writers).map(sample).collect::<Vec<_>>(),
             |batch| {
@@ -96,8 +106,8 @@ fn group_commit(c: &mut Criterion) {
                         .map(|w| {
                             let q = queue.clone();
                             tokio::spawn(async move {
-                                q.append(&w).unwrap();
-                                q.sync().await.unwrap();
+                                let seq = q.append(&w).unwrap();
+                                q.sync_appended(seq).await.unwrap();
                             })
                         })
                         .collect();

@@ -18,6 +18,13 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 use thiserror::Error;
 
+/// The queue store's engine.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoreEngine {
+    Redb,
+    Sled,
+}
+
 /// Documentation of one setting.
 #[derive(Debug, Clone, Copy)]
 pub struct KeyDoc {
@@ -122,6 +129,8 @@ config_keys! {
     queue_max_count: "SLUICE_QUEUE_MAX_COUNT" = "1000000",
     /// Most bytes of encoded writes the queue may hold (suffixes KiB, MiB, GiB allowed).
     queue_max_bytes: "SLUICE_QUEUE_MAX_BYTES" = "1GiB",
+    /// The queue store's engine: redb (one checksummed file, fsync per group commit) or sled. A data directory keeps the engine it was created with; see the README's crash campaign for why the default is what it is.
+    store_engine: "SLUICE_STORE_ENGINE" = "redb",
     /// Memory the queue store may use as page cache (the queue is read at its head and written at its tail, so a small cache serves it).
     store_cache_bytes: "SLUICE_STORE_CACHE_BYTES" = "32MiB",
     /// Most queued writes applied in one drain transaction (the adaptive batch never exceeds it).
@@ -234,6 +243,7 @@ pub struct Config {
     pub mysql: Option<MysqlListen>,
     pub db_url: String,
     pub data_dir: PathBuf,
+    pub store_engine: StoreEngine,
     pub write_timeout: Duration,
     pub probe_timeout: Duration,
     pub store_cache_bytes: u64,
@@ -436,6 +446,11 @@ impl Config {
             reason,
         })?;
         let watermark = data_dir.join("acknowledged");
+        let store_engine = match r.text("store_engine").as_str() {
+            "redb" => StoreEngine::Redb,
+            "sled" => StoreEngine::Sled,
+            _ => return Err(r.invalid("store_engine", "expected redb or sled")),
+        };
         let default_wait = r.duration("http_default_wait")?;
         let max_wait = r.duration("http_max_wait")?;
         if default_wait > max_wait {
@@ -452,6 +467,7 @@ impl Config {
             mysql,
             db_url,
             data_dir,
+            store_engine,
             write_timeout: r.duration("write_timeout")?,
             probe_timeout: r.duration("probe_timeout")?,
             store_cache_bytes: r.bytes("store_cache_bytes")?,

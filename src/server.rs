@@ -4,12 +4,12 @@
 //!
 //! The shutdown signal is a future passed in, so tests can drive it.
 
-use crate::config::Config;
+use crate::config::{Config, StoreEngine};
 use crate::db::{Database, DbTimeouts};
 use crate::engine::failover::{FailoverConfig, GrantCheck};
 use crate::engine::{Engine, EngineError};
 use crate::fronts::http::{self, AppState};
-use crate::store::{Backend, SledBackend};
+use crate::store::{Backend, RedbBackend, SledBackend};
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -27,6 +27,8 @@ pub enum ServerError {
     WriteUserCanBypassFencing(String),
     #[error(transparent)]
     Engine(#[from] EngineError),
+    #[error("{0}")]
+    StoreEngine(String),
     #[error("cannot listen on {addr}: {source}")]
     Listen {
         addr: SocketAddr,
@@ -47,12 +49,31 @@ pub struct Running {
     config: Config,
 }
 
+/// Open the queue store of `config.data_dir` with its engine, refusing a
+/// directory that holds the other engine's store.
+pub fn open_store(config: &Config) -> Result<Arc<dyn Backend>, ServerError> {
+    let dir = config.data_dir.join("queue");
+    let sled_there = dir.join("db").exists() || dir.join("conf").exists();
+    let redb_there = dir.join(crate::store::redb_backend::FILE).exists();
+    let (engine, other) = match config.store_engine {
+        StoreEngine::Redb => ("redb", sled_there.then_some("sled")),
+        StoreEngine::Sled => ("sled", redb_there.then_some("redb")),
+    };
+    if let Some(other) = other {
+        return Err(ServerError::StoreEngine(format!(
+            "{} holds a {other} queue store but store_engine is {engine}: set store_engine = {other} to keep using it (or, once it is drained, move it away to start a {engine} store)",
+            dir.display()
+        )));
+    }
+    Ok(match config.store_engine {
+        StoreEngine::Redb => Arc::new(RedbBackend::open(&dir, config.store_cache_bytes)?),
+        StoreEngine::Sled => Arc::new(SledBackend::open(&dir, config.store_cache_bytes)?),
+    })
+}
+
 /// Start sluice with `config`; returns once the HTTP front is listening.
 pub async fn start(config: Config) -> Result<Running, ServerError> {
-    let store: Arc<dyn Backend> = Arc::new(SledBackend::open(
-        &config.data_dir.join("queue"),
-        config.store_cache_bytes,
-    )?);
+    let store = open_store(&config)?;
     let db = database(&config, &config.db_url)?;
     let replica = match &config.engine.failover {
         Some(fc) => Some(database(&config, &fc.replica_url)?),

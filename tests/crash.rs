@@ -5,7 +5,8 @@
 mod support;
 
 use serde_json::json;
-use sluice::store::backend::{Backend, SledBackend, Space};
+use sluice::store::backend::{Backend, Space};
+use sluice::store::RedbBackend;
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -73,7 +74,7 @@ async fn a_corrupt_record_is_quarantined_and_the_queue_moves_on() {
     // Damage the middle record's body, as a torn write or bad disk would.
     let path = dir.path().join("queue");
     {
-        let store = SledBackend::open(&path, 8 << 20).unwrap();
+        let store = RedbBackend::open(&path, 8 << 20).unwrap();
         let records = store.range_from(Space::Queue, &[], 10).unwrap();
         assert_eq!(records.len(), 3);
         let (key, mut value) = records[1].clone();
@@ -92,7 +93,7 @@ async fn a_corrupt_record_is_quarantined_and_the_queue_moves_on() {
     assert_eq!(code, 200, "sluice keeps working after a quarantine: {body}");
 }
 
-async fn futures_flush(store: &SledBackend) {
+async fn futures_flush(store: &RedbBackend) {
     store.flush().await.unwrap();
 }
 

@@ -388,7 +388,7 @@ async fn an_implicit_commit_in_a_batch_counts_for_no_write() {
     {
         // A stopped sluice's queue: three writes, the middle one DDL.
         let backend =
-            sluice::store::SledBackend::open(&dir.path().join("queue"), 8 << 20).expect("store");
+            sluice::store::RedbBackend::open(&dir.path().join("queue"), 8 << 20).expect("store");
         let store = sluice::store::Store::open(
             std::sync::Arc::new(backend),
             sluice::store::QueueLimits {

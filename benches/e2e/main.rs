@@ -18,7 +18,7 @@ use mysql_async::prelude::Queryable;
 use serde_json::{json, Value};
 use sluice::config::{Config, RawConfig};
 use sluice::server;
-use sluice::store::{Backend, SledBackend};
+use sluice::store::{Backend, RedbBackend};
 use sluice::store::{QueueLimits, QueuedWrite, Store};
 use sluice::testkit::{MariaDb, APP_DB, APP_PASSWORD, APP_USER};
 use sluice::write::{Param, SessionContext, Statement, Write, WriteId};
@@ -599,7 +599,7 @@ async fn footprint(report: &mut Report, set: &Settings) {
         .len() as f64;
     {
         let store: Arc<dyn Backend> =
-            Arc::new(SledBackend::open(&full.path().join("queue"), 64 << 20).unwrap());
+            Arc::new(RedbBackend::open(&full.path().join("queue"), 64 << 20).unwrap());
         let q = Store::open(
             store.clone(),
             QueueLimits {

@@ -100,21 +100,26 @@ impl Source {
 
 fn open_local(dir: &Path) -> anyhow::Result<Store> {
     let path = dir.join("queue");
-    if !path.join("conf").exists() && !path.join("db").exists() {
+    let redb = path.join(crate::store::redb_backend::FILE).exists();
+    let sled = path.join("conf").exists() || path.join("db").exists();
+    let hint =
+        "cannot open the queue store; if sluice is running on it, leave out --data-dir to ask it";
+    let store: Arc<dyn crate::store::Backend> = if redb {
+        Arc::new(crate::store::RedbBackend::open(&path, 16 << 20).context(hint)?)
+    } else if sled {
+        Arc::new(SledBackend::open(&path, 16 << 20).context(hint)?)
+    } else {
         bail!(
             "{} holds no sluice queue (expected {}): pass the data_dir sluice runs with",
             dir.display(),
             path.display()
         );
-    }
-    let store = SledBackend::open(&path, 16 << 20).with_context(|| {
-        "cannot open the queue store; if sluice is running on it, leave out --data-dir to ask it"
-    })?;
+    };
     let unbounded = QueueLimits {
         max_count: u64::MAX,
         max_bytes: u64::MAX,
     };
-    Ok(Store::open(Arc::new(store), unbounded)?)
+    Ok(Store::open(store, unbounded)?)
 }
 
 fn print_json(v: &Value) -> anyhow::Result<()> {

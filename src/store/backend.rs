@@ -42,7 +42,7 @@ impl Space {
         Space::Meta,
         Space::Refused,
     ];
-    fn tree_name(self) -> &'static str {
+    pub(crate) fn tree_name(self) -> &'static str {
         match self {
             Space::Queue => "queue",
             Space::Status => "status",
@@ -68,6 +68,10 @@ pub enum BackendError {
     },
     #[error("queue store I/O failed: {}", sled_message(.0))]
     Io(#[from] sled::Error),
+    #[error("cannot open the queue store {path}: {reason} (is another sluice using this data dir, or is it not writable?)")]
+    OpenRedb { path: PathBuf, reason: String },
+    #[error("queue store I/O failed: {0}")]
+    Redb(String),
 }
 
 /// sled's own Display shows an I/O error in Rust's debug form; show the

@@ -16,6 +16,7 @@ pub mod durability;
 pub mod index;
 pub mod queue;
 pub mod record;
+pub mod redb_backend;
 pub mod target;
 pub mod watermark;
 
@@ -24,6 +25,7 @@ pub use commit::{Durable, GroupCommit, SyncError};
 pub use durability::{Recovered, Recovery};
 pub use index::{IdempotencyRecord, StatusRecord};
 pub use queue::{DeadLetter, Head, QueueLimits, QueueStats, QueuedWrite};
+pub use redb_backend::RedbBackend;
 pub use target::TargetRecord;
 
 use backend::Space;

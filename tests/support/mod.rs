@@ -484,3 +484,65 @@ pub async fn assert_exactly_once(
     }
 }
 pub mod admin_cli;
+
+/// What `sluice serve` did: became ready, or exited (refusing to start).
+pub enum Started {
+    Ready(ChildGuard, String),
+    Refused(String),
+}
+
+/// A `sluice serve` child, killed when dropped.
+pub struct ChildGuard(pub std::process::Child);
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Start `sluice serve`; it either becomes ready or exits (refusing).
+pub async fn try_serve(db_url: &str, dir: &Path, extra: &[&str]) -> Started {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    try_serve_on(db_url, dir, extra, port).await
+}
+
+/// [`try_serve`] on a given HTTP port (a restart keeps its clients' address).
+pub async fn try_serve_on(db_url: &str, dir: &Path, extra: &[&str], port: u16) -> Started {
+    let stderr = dir.join("serve.stderr");
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_sluice"))
+        .arg("serve")
+        .arg(format!("--db-url={db_url}"))
+        .arg(format!("--data-dir={}", dir.display()))
+        .arg(format!("--http-listen=127.0.0.1:{port}"))
+        .args(["--probe-interval=100ms", "--recover-after=1", "--log=warn"])
+        .args(extra)
+        .stdin(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&stderr).unwrap())
+        .spawn()
+        .expect("sluice binary starts");
+    let mut child = ChildGuard(child);
+    let base = format!("http://127.0.0.1:{port}");
+    let http = reqwest::Client::new();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Some(status) = child.0.try_wait().unwrap() {
+            assert!(!status.success(), "sluice exited 0 without serving");
+            return Started::Refused(std::fs::read_to_string(&stderr).unwrap_or_default());
+        }
+        if let Ok(r) = http.get(format!("{base}/readyz")).send().await {
+            if r.status().is_success() {
+                return Started::Ready(child, base);
+            }
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "sluice neither served nor exited"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

@@ -1,9 +1,7 @@
 //! The `sluice` binary: a thin shell around [`sluice::cli`].
 
-use clap::Parser;
-
 fn main() {
-    let cli = sluice::cli::Cli::parse();
+    let cli = sluice::cli::Cli::parse_with_defaults();
     if let Err(e) = sluice::cli::run(cli) {
         eprintln!("sluice: {e:#}");
         let code = e

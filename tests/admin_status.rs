@@ -244,3 +244,31 @@ fn flags_that_do_not_apply_are_refused() {
     assert_eq!(code, Some(2), "{err}");
     assert!(err.contains("1..=1000") || err.contains("1000"), "{err}");
 }
+
+/// `serve --help` states each setting's default; `--no-headers` leaves out
+/// a list table's header line.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn help_shows_defaults_and_tables_can_drop_their_headers() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_sluice"))
+        .args(["serve", "--help"])
+        .output()
+        .unwrap();
+    let help = String::from_utf8_lossy(&out.stdout);
+    assert!(help.contains("[default: 2s]"), "{help}");
+    assert!(help.contains("[default: 127.0.0.1:8080]"), "{help}");
+    assert!(help.contains("[default: redb]"), "{help}");
+
+    let db = mariadb_with_table().await;
+    let (s, _dir) = admin_sluice(&db).await;
+    db.pause();
+    s.wait_mode("buffering", std::time::Duration::from_secs(10))
+        .await;
+    s.queue_inserts(1, 2).await;
+    let (code, with, err) = admin(&s.base, &["queue", "list"]).await;
+    assert_eq!(code, 0, "{err}");
+    let (_, without, _) = admin(&s.base, &["queue", "list", "--no-headers"]).await;
+    assert!(with.starts_with("SEQ"), "{with}");
+    assert_eq!(without.lines().count(), 2, "{without}");
+    assert!(!without.contains("SEQ"), "{without}");
+    db.resume();
+}

@@ -31,6 +31,20 @@ pub struct AdminArgs {
     /// Print the JSON answer instead of a table.
     #[arg(long, global = true)]
     pub json: bool,
+    /// Leave out the header line of list tables (for grep, awk, cut).
+    #[arg(long, global = true)]
+    pub no_headers: bool,
+}
+
+impl AdminArgs {
+    /// A list table as asked: with or without its header line.
+    pub fn list_out(&self, table: String) -> String {
+        if self.no_headers {
+            super::format::without_header(&table)
+        } else {
+            table
+        }
+    }
 }
 
 #[derive(Debug, Clone, clap::Args)]
@@ -327,7 +341,7 @@ async fn list(
         .flatten()
         .map(row)
         .collect();
-    print!("{}", table(headers, &rows));
+    print!("{}", args.list_out(table(headers, &rows)));
     if rows.is_empty() {
         println!("({empty})");
     }

@@ -46,13 +46,14 @@ pub fn text(v: &Value) -> String {
         other => other.to_string(),
     }
 }
+/// `table` output without its header line (for `--no-headers`).
+pub fn without_header(table: &str) -> String {
+    table.lines().skip(1).map(|l| format!("{l}\n")).collect()
+}
+
 /// Label/value rows, aligned, without a header line.
 pub fn pairs(rows: &[Vec<String>]) -> String {
-    table(&["", ""], rows)
-        .lines()
-        .skip(1)
-        .map(|l| format!("{l}\n"))
-        .collect()
+    without_header(&table(&["", ""], rows))
 }
 pub fn list_table(items: &[Value]) -> String {
     let rows: Vec<Vec<String>> = items

@@ -19,6 +19,28 @@ pub struct Cli {
     pub command: Command,
 }
 
+impl Cli {
+    /// Parse the command line, with each `serve` setting's help showing
+    /// its default (kept out of clap's own defaults, so that a flag still
+    /// wins over the environment and the file only when given).
+    pub fn parse_with_defaults() -> Cli {
+        use clap::{CommandFactory, FromArgMatches};
+        let cmd = Cli::command().mut_subcommand("serve", |mut serve| {
+            for k in crate::config::KEYS {
+                let help = match (k.default.is_empty(), k.name) {
+                    (true, "db_url") => k.doc.to_string(),
+                    (true, _) => format!("{} [default: empty]", k.doc),
+                    (false, _) => format!("{} [default: {}]", k.doc, k.default),
+                };
+                serve = serve.mut_arg(k.name, |a| a.help(help));
+            }
+            serve
+        });
+        let matches = cmd.get_matches();
+        Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit())
+    }
+}
+
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run sluice: the HTTP front, the queue, the drainer.

@@ -137,7 +137,7 @@ pub async fn run(command: QueueCommand, admin: AdminArgs) -> anyhow::Result<()> 
                 let next = items.last().map(|w| w["seq"].clone());
                 return print_json(&json!({ "items": items, "next_after": next }));
             }
-            print!("{}", list_table(&items));
+            print!("{}", admin.list_out(list_table(&items)));
             if items.is_empty() {
                 println!("(the queue is empty)");
             }

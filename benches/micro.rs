@@ -106,7 +106,7 @@ fn group_commit_on(c: &mut Criterion, engine: &str) {
                         .map(|w| {
                             let q = queue.clone();
                             tokio::spawn(async move {
-                                let seq = q.append(&w).unwrap();
+                                let seq = q.append_queued(&w, None).unwrap();
                                 q.sync_appended(seq).await.unwrap();
                             })
                         })

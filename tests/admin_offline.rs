@@ -26,6 +26,12 @@ async fn a_stopped_sluices_queue_is_read_from_its_data_directory() {
     let (code, _, err) = admin(&base, &["queue", "list", &data]).await;
     assert_eq!(code, 1, "a running sluice holds its store");
     assert!(err.contains("leave out --data-dir"), "{err}");
+    assert!(
+        err.contains("in use by a running sluice")
+            && !err.contains("Os {")
+            && err.matches("queue store").count() == 1,
+        "one clear sentence: {err}"
+    );
 
     s.stop().await;
     let (code, out, err) = admin(&base, &["queue", "list", &data]).await;

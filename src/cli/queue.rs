@@ -102,12 +102,25 @@ fn open_local(dir: &Path) -> anyhow::Result<Store> {
     let path = dir.join("queue");
     let redb = path.join(crate::store::redb_backend::FILE).exists();
     let sled = path.join("conf").exists() || path.join("db").exists();
-    let hint =
-        "cannot open the queue store; if sluice is running on it, leave out --data-dir to ask it";
+    // A running sluice holds the store's lock: say so once, with what to do.
+    let in_use = |e: crate::store::BackendError| -> anyhow::Error {
+        let text = e.to_string();
+        if text.contains("already open")
+            || text.contains("WouldBlock")
+            || text.contains("os error 11")
+        {
+            anyhow::anyhow!(
+                "the queue store in {} is in use by a running sluice: leave out --data-dir to ask that sluice instead",
+                path.display()
+            )
+        } else {
+            e.into()
+        }
+    };
     let store: Arc<dyn crate::store::Backend> = if redb {
-        Arc::new(crate::store::RedbBackend::open(&path, 16 << 20).context(hint)?)
+        Arc::new(crate::store::RedbBackend::open(&path, 16 << 20).map_err(in_use)?)
     } else if sled {
-        Arc::new(SledBackend::open(&path, 16 << 20).context(hint)?)
+        Arc::new(SledBackend::open(&path, 16 << 20).map_err(in_use)?)
     } else {
         bail!(
             "{} holds no sluice queue (expected {}): pass the data_dir sluice runs with",

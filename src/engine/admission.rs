@@ -250,18 +250,10 @@ impl Engine {
             attempts: u32::from(unknown || last_error.is_some()),
             last_error,
         };
-        let seq = self.inner.store.append(&entry)?;
-        // The entry is in the queue now, so the answer follows its flush;
-        // the status entry is advice for lookups (the ledger is the proof),
-        // and failing to write it must not turn a queued write into an error.
-        if let Err(e) = self.inner.store.put_status(
-            write.id,
-            WriteStatus::Queued,
-            write.idempotency_key.clone(),
-        ) {
-            tracing::error!(id = %write.id, error = %e, "cannot record a queued write's status");
-        }
-        Ok(seq)
+        // The entry and its "queued" status go in together: both or neither.
+        self.inner
+            .store
+            .append_queued(&entry, write.idempotency_key.clone())
     }
 
     async fn after_append(

@@ -284,15 +284,27 @@ struct Done {
 fn finish_batch(inner: &Inner, done: Option<Done>) {
     let Some(done) = done else { return };
     let n = done.writes.len() as u64;
-    for (seq, entry, results) in done.writes {
-        finish(
-            inner,
-            seq,
-            &entry,
-            WriteStatus::Applied {
-                results: Some(results),
-            },
-        );
+    let now = crate::write::now_micros();
+    let records: Vec<_> = done
+        .writes
+        .into_iter()
+        .map(|(seq, entry, results)| {
+            let status = crate::store::StatusRecord {
+                status: WriteStatus::Applied {
+                    results: Some(results),
+                },
+                idempotency_key: entry.write.idempotency_key.clone(),
+                updated_at_micros: now,
+            };
+            (seq, entry.write.id, status)
+        })
+        .collect();
+    // One change for the whole batch: statuses in, entries out.
+    if let Err(e) = inner.store.finish_all(&records) {
+        tracing::error!(error = %e, writes = n, "cannot take an applied batch off the queue; the ledger will skip it on replay");
+    }
+    for (_, id, status) in &records {
+        inner.notify(*id, &status.status);
     }
     inner.counters.drained.fetch_add(n, Ordering::Relaxed);
 }

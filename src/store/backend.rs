@@ -94,8 +94,25 @@ fn sled_message(e: &sled::Error) -> String {
 
 pub type Entries = Vec<(Vec<u8>, Vec<u8>)>;
 
+/// One change of several made together by [`Backend::apply`].
+#[derive(Debug, Clone, Copy)]
+pub enum Op<'a> {
+    Insert(Space, &'a [u8], &'a [u8]),
+    Remove(Space, &'a [u8]),
+}
+
 /// Ordered key spaces with an explicit durability point.
 pub trait Backend: Send + Sync + 'static {
+    /// Make several changes at once (in one transaction where the engine
+    /// has them); for each `Remove`, the length of the value it removed.
+    fn apply(&self, ops: &[Op<'_>]) -> Result<Vec<Option<usize>>, BackendError> {
+        ops.iter()
+            .map(|op| match *op {
+                Op::Insert(space, k, v) => self.insert(space, k, v).map(|()| None),
+                Op::Remove(space, k) => self.remove(space, k).map(|v| v.map(|v| v.len())),
+            })
+            .collect()
+    }
     fn get(&self, space: Space, key: &[u8]) -> Result<Option<Vec<u8>>, BackendError>;
     fn insert(&self, space: Space, key: &[u8], value: &[u8]) -> Result<(), BackendError>;
     fn remove(&self, space: Space, key: &[u8]) -> Result<Option<Vec<u8>>, BackendError>;

@@ -5,7 +5,7 @@
 //! It assigns sequence numbers and enforces the size limits. It never
 //! decides what happens to a write: the engine and the drainer do.
 
-use super::backend::Space;
+use super::backend::{Op, Space};
 use super::record::{self, RecordError};
 use super::{key_seq, seq_key, Store, StoreError};
 use crate::write::{now_micros, SqlError, Write};
@@ -71,6 +71,25 @@ type Paged<T> = (u64, Result<T, RecordError>);
 impl Store {
     /// Append at the back of the queue. Not durable until [`Store::sync`].
     pub fn append(&self, entry: &QueuedWrite) -> Result<u64, StoreError> {
+        self.append_with(entry, None)
+    }
+
+    /// Append, and record the write's status as queued in the same
+    /// change: both or neither.
+    pub fn append_queued(
+        &self,
+        entry: &QueuedWrite,
+        idempotency_key: Option<String>,
+    ) -> Result<u64, StoreError> {
+        let status = super::index::StatusRecord {
+            status: crate::write::WriteStatus::Queued,
+            idempotency_key,
+            updated_at_micros: now_micros(),
+        };
+        self.append_with(entry, Some(&record::encode(&status)?))
+    }
+
+    fn append_with(&self, entry: &QueuedWrite, status: Option<&[u8]>) -> Result<u64, StoreError> {
         let bytes = record::encode(entry)?;
         let size = bytes.len() as u64;
         let mut next = self.counts.next.lock().unwrap_or_else(|p| p.into_inner());
@@ -85,7 +104,13 @@ impl Store {
             });
         }
         let seq = *next;
-        self.backend.insert(Space::Queue, &seq_key(seq), &bytes)?;
+        let key = seq_key(seq);
+        let id = entry.write.id.to_bytes();
+        let mut ops = vec![Op::Insert(Space::Queue, &key, &bytes)];
+        if let Some(status) = status {
+            ops.push(Op::Insert(Space::Status, &id, status));
+        }
+        self.backend.apply(&ops)?;
         *next += 1;
         self.counts.depth.fetch_add(1, Ordering::SeqCst);
         self.counts.bytes.fetch_add(size, Ordering::SeqCst);
@@ -160,6 +185,30 @@ impl Store {
             self.counts
                 .bytes
                 .fetch_sub(old_size - new, Ordering::SeqCst);
+        }
+        Ok(())
+    }
+
+    /// Take applied entries off the queue and record each write's status,
+    /// all in one change: `(seq, id, status)` per write.
+    pub fn finish_all(
+        &self,
+        done: &[(u64, crate::write::WriteId, super::index::StatusRecord)],
+    ) -> Result<(), StoreError> {
+        let keys: Vec<([u8; 8], [u8; 16], Vec<u8>)> = done
+            .iter()
+            .map(|(seq, id, status)| Ok((seq_key(*seq), id.to_bytes(), record::encode(status)?)))
+            .collect::<Result<_, RecordError>>()?;
+        let mut ops = Vec::with_capacity(keys.len() * 2);
+        for (key, id, status) in &keys {
+            ops.push(Op::Insert(Space::Status, id, status));
+            ops.push(Op::Remove(Space::Queue, key));
+        }
+        for removed in self.backend.apply(&ops)?.into_iter().flatten() {
+            self.counts.depth.fetch_sub(1, Ordering::SeqCst);
+            self.counts
+                .bytes
+                .fetch_sub(removed as u64, Ordering::SeqCst);
         }
         Ok(())
     }

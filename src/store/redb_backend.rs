@@ -11,7 +11,7 @@
 //!
 //! This module knows nothing of writes, modes or MariaDB.
 
-use super::backend::{Backend, BackendError, Entries, Space};
+use super::backend::{Backend, BackendError, Entries, Op, Space};
 use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableDefinition};
 use std::future::Future;
 use std::path::{Path, PathBuf};
@@ -38,22 +38,22 @@ impl RedbBackend {
     /// Open (or create) the store in `dir`, with `cache_bytes` of page cache.
     pub fn open(dir: &Path, cache_bytes: u64) -> Result<Self, BackendError> {
         let path = dir.join(FILE);
-        let open = || -> Result<Database, BackendError> {
-            std::fs::create_dir_all(dir).map_err(|e| BackendError::Redb(e.to_string()))?;
+        let open = || -> Result<Database, String> {
+            std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
             let db = Database::builder()
                 .set_cache_size(usize::try_from(cache_bytes).unwrap_or(usize::MAX))
                 .create(&path)
-                .map_err(err)?;
-            let w = db.begin_write().map_err(err)?;
+                .map_err(|e| e.to_string())?;
+            let w = db.begin_write().map_err(|e| e.to_string())?;
             for space in Space::ALL {
-                w.open_table(table(space)).map_err(err)?;
+                w.open_table(table(space)).map_err(|e| e.to_string())?;
             }
-            w.commit().map_err(err)?;
+            w.commit().map_err(|e| e.to_string())?;
             Ok(db)
         };
-        let db = open().map_err(|e| BackendError::OpenRedb {
+        let db = open().map_err(|reason| BackendError::OpenRedb {
             path: path.clone(),
-            reason: e.to_string(),
+            reason,
         })?;
         Ok(RedbBackend {
             db: Arc::new(db),
@@ -91,6 +91,27 @@ impl RedbBackend {
 }
 
 impl Backend for RedbBackend {
+    fn apply(&self, ops: &[Op<'_>]) -> Result<Vec<Option<usize>>, BackendError> {
+        let mut w = self.db.begin_write().map_err(err)?;
+        w.set_durability(Durability::None).map_err(err)?;
+        let mut out = Vec::with_capacity(ops.len());
+        for op in ops {
+            match *op {
+                Op::Insert(space, k, v) => {
+                    let mut t = w.open_table(table(space)).map_err(err)?;
+                    t.insert(k, v).map_err(err)?;
+                    out.push(None);
+                }
+                Op::Remove(space, k) => {
+                    let mut t = w.open_table(table(space)).map_err(err)?;
+                    let removed = t.remove(k).map_err(err)?.map(|v| v.value().len());
+                    out.push(removed);
+                }
+            }
+        }
+        w.commit().map_err(err)?;
+        Ok(out)
+    }
     fn get(&self, space: Space, key: &[u8]) -> Result<Option<Vec<u8>>, BackendError> {
         self.read(space, |t| Ok(t.get(key)?.map(|v| v.value().to_vec())))
     }

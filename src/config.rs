@@ -12,18 +12,12 @@ use crate::engine::pacing::PacingConfig;
 use crate::engine::EngineConfig;
 use crate::fronts::http::HttpConfig;
 use crate::store::QueueLimits;
+pub use crate::store::StoreEngine;
 use serde::{Deserialize, Deserializer};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 use thiserror::Error;
-
-/// The queue store's engine.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum StoreEngine {
-    Redb,
-    Sled,
-}
 
 /// Documentation of one setting.
 #[derive(Debug, Clone, Copy)]

@@ -9,7 +9,7 @@ use crate::db::{Database, DbTimeouts};
 use crate::engine::failover::{FailoverConfig, GrantCheck};
 use crate::engine::{Engine, EngineError};
 use crate::fronts::http::{self, AppState};
-use crate::store::{Backend, RedbBackend, SledBackend};
+use crate::store::Backend;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -53,22 +53,15 @@ pub struct Running {
 /// directory that holds the other engine's store.
 pub fn open_store(config: &Config) -> Result<Arc<dyn Backend>, ServerError> {
     let dir = config.data_dir.join("queue");
-    let sled_there = dir.join("db").exists() || dir.join("conf").exists();
-    let redb_there = dir.join(crate::store::redb_backend::FILE).exists();
-    let (engine, other) = match config.store_engine {
-        StoreEngine::Redb => ("redb", sled_there.then_some("sled")),
-        StoreEngine::Sled => ("sled", redb_there.then_some("redb")),
-    };
-    if let Some(other) = other {
+    let engine = config.store_engine;
+    if let Some(found) = StoreEngine::found_in(&dir).filter(|f| *f != engine) {
+        let (found, engine) = (found.name(), engine.name());
         return Err(ServerError::StoreEngine(format!(
-            "{} holds a {other} queue store but store_engine is {engine}: set store_engine = {other} to keep using it (or, once it is drained, move it away to start a {engine} store)",
+            "{} holds a {found} queue store but store_engine is {engine}: set store_engine = {found} to keep using it (or, once it is drained, move it away to start a {engine} store)",
             dir.display()
         )));
     }
-    Ok(match config.store_engine {
-        StoreEngine::Redb => Arc::new(RedbBackend::open(&dir, config.store_cache_bytes)?),
-        StoreEngine::Sled => Arc::new(SledBackend::open(&dir, config.store_cache_bytes)?),
-    })
+    Ok(engine.open(&dir, config.store_cache_bytes)?)
 }
 
 /// Start sluice with `config`; returns once the HTTP front is listening.

@@ -43,19 +43,8 @@ async fn status_answers_and_refusals_are_clear() {
         "no debug formatting: {err}"
     );
     // No token at all: which flag, variable or key to set.
-    let b = base.clone();
-    let out = tokio::task::spawn_blocking(move || {
-        std::process::Command::new(env!("CARGO_BIN_EXE_sluice"))
-            .args(["status", &format!("--url={b}")])
-            .env_remove("SLUICE_ADMIN_TOKENS")
-            .env_remove("SLUICE_ADMIN_TOKEN")
-            .output()
-            .unwrap()
-    })
-    .await
-    .unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(4), "{err}");
+    let (code, err) = status_with_token_in(&base, None).await;
+    assert_eq!(code, Some(4), "{err}");
     assert!(
         err.contains("--token")
             && err.contains("SLUICE_ADMIN_TOKENS")
@@ -64,20 +53,8 @@ async fn status_answers_and_refusals_are_clear() {
     );
     // The server's variable serves the CLI too; the old name still works, with a warning.
     for (var, warns) in [("SLUICE_ADMIN_TOKENS", false), ("SLUICE_ADMIN_TOKEN", true)] {
-        let b = base.clone();
-        let out = tokio::task::spawn_blocking(move || {
-            std::process::Command::new(env!("CARGO_BIN_EXE_sluice"))
-                .args(["status", &format!("--url={b}")])
-                .env_remove("SLUICE_ADMIN_TOKENS")
-                .env_remove("SLUICE_ADMIN_TOKEN")
-                .env(var, ADMIN)
-                .output()
-                .unwrap()
-        })
-        .await
-        .unwrap();
-        let err = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(out.status.code(), Some(0), "{var}: {err}");
+        let (code, err) = status_with_token_in(&base, Some(var)).await;
+        assert_eq!(code, Some(0), "{var}: {err}");
         assert_eq!(err.contains("old name"), warns, "{var}: {err}");
     }
     let (code, _) = s.get("/admin/v1/status").await;
@@ -271,4 +248,26 @@ async fn help_shows_defaults_and_tables_can_drop_their_headers() {
     assert_eq!(without.lines().count(), 2, "{without}");
     assert!(!without.contains("SEQ"), "{without}");
     db.resume();
+}
+
+/// `sluice status` against `base` with the admin token in environment
+/// variable `var` only (none at all for `None`): exit code and stderr.
+async fn status_with_token_in(base: &str, var: Option<&'static str>) -> (Option<i32>, String) {
+    let base = base.to_string();
+    let out = tokio::task::spawn_blocking(move || {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_sluice"));
+        cmd.args(["status", &format!("--url={base}")])
+            .env_remove("SLUICE_ADMIN_TOKENS")
+            .env_remove("SLUICE_ADMIN_TOKEN");
+        if let Some(var) = var {
+            cmd.env(var, ADMIN);
+        }
+        cmd.output().unwrap()
+    })
+    .await
+    .unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).to_string(),
+    )
 }

@@ -110,20 +110,7 @@ async fn campaign(db: &sluice::testkit::MariaDb, engine: &str, rounds: u32, seed
         writers.wait_more(10, Duration::from_secs(30)).await;
     }
     let acked = writers.stop().await;
-    let base = format!("http://127.0.0.1:{port}");
-    let http = reqwest::Client::new();
-    eventually("drained", Duration::from_secs(60), || async {
-        let s: serde_json::Value = http
-            .get(format!("{base}/v1/status"))
-            .send()
-            .await
-            .ok()?
-            .json()
-            .await
-            .ok()?;
-        (s["mode"]["mode"] == "direct" && s["queue"]["depth"] == 0).then_some(())
-    })
-    .await;
+    drained_status(&format!("http://127.0.0.1:{port}"), Duration::from_secs(60)).await;
     drop(child);
 
     let rows = rows(db).await;

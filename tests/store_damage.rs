@@ -217,19 +217,7 @@ async fn drain(
     child: ChildGuard,
     base: &str,
 ) -> (Vec<(u32, u32)>, u64) {
-    let http = reqwest::Client::new();
-    let status = eventually("drained", Duration::from_secs(60), || async {
-        let s: Value = http
-            .get(format!("{base}/v1/status"))
-            .send()
-            .await
-            .ok()?
-            .json()
-            .await
-            .ok()?;
-        (s["mode"]["mode"] == "direct" && s["queue"]["depth"] == 0).then_some(s)
-    })
-    .await;
+    let status = drained_status(base, Duration::from_secs(60)).await;
     drop(child);
     let quarantined = status["queue"]["quarantined"].as_u64().expect("a count");
     (rows(db).await, quarantined)

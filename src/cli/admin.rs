@@ -2,7 +2,9 @@
 //! list`, `sluice drain pause|resume`): they call a running sluice's admin
 //! API and print a table for people, or the JSON with `--json` for scripts.
 
-use super::format::{duration, eta, pairs, short, show_table, size, statement_text, table, text};
+use super::format::{
+    duration, eta, failover_epoch, pairs, short, show_table, size, statement_text, table, text,
+};
 use anyhow::bail;
 use serde_json::Value;
 use std::time::Duration;
@@ -36,17 +38,6 @@ pub struct AdminArgs {
     pub no_headers: bool,
 }
 
-impl AdminArgs {
-    /// A list table as asked: with or without its header line.
-    pub fn list_out(&self, table: String) -> String {
-        if self.no_headers {
-            super::format::without_header(&table)
-        } else {
-            table
-        }
-    }
-}
-
 #[derive(Debug, Clone, clap::Args)]
 pub struct PageArgs {
     /// Show entries after this sequence number.
@@ -58,6 +49,15 @@ pub struct PageArgs {
 }
 
 impl AdminArgs {
+    /// A list table as asked: with or without its header line.
+    pub fn list_out(&self, table: String) -> String {
+        if self.no_headers {
+            super::format::without_header(&table)
+        } else {
+            table
+        }
+    }
+
     /// The base URL and token: flags and environment first, then the config
     /// file, then the default address.
     pub fn endpoint(&self) -> anyhow::Result<(String, Option<String>)> {
@@ -269,8 +269,8 @@ pub async fn status(args: &AdminArgs) -> anyhow::Result<()> {
         ],
     ];
     // Failover figures only where failover is configured (or happened).
-    if !s["failover"].is_null() || s["target"]["epoch"].as_u64().unwrap_or(0) > 0 {
-        rows.push(vec!["failover epoch".into(), text(&s["target"]["epoch"])]);
+    if let Some(epoch) = failover_epoch(&s) {
+        rows.push(vec!["failover epoch".into(), epoch.to_string()]);
     }
     rows.extend(failover_rows(&s));
     rows.extend(vec![

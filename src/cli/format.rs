@@ -155,6 +155,13 @@ mod tests {
     }
 }
 
+/// The failover epoch from a status, when failover is configured or has
+/// happened; `None` where there is nothing to say about failover.
+pub fn failover_epoch(status: &Value) -> Option<u64> {
+    let epoch = status["target"]["epoch"].as_u64().unwrap_or(0);
+    (epoch > 0 || !status["failover"].is_null()).then_some(epoch)
+}
+
 /// A size for people: `512 B`, `1.5 KiB`, `3.2 MiB`, `1.0 GiB`.
 pub fn size(bytes: u64) -> String {
     const UNITS: [&str; 4] = ["KiB", "MiB", "GiB", "TiB"];

@@ -7,15 +7,13 @@
 //! progress on stderr; the whole queue is never held in memory.
 
 use super::admin::{self, AdminArgs, PageArgs};
-use super::format::{ago, eta, list_table, pairs, show_table, size, text};
+use super::format::{ago, eta, failover_epoch, list_table, pairs, show_table, size, text};
 use crate::fronts::http::admin::queued_json;
-use crate::store::SledBackend;
 use crate::store::{QueueLimits, Store};
 use anyhow::{bail, Context};
 use serde_json::{json, Value};
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 #[derive(Debug, Clone, clap::Args)]
@@ -100,34 +98,21 @@ impl Source {
 
 fn open_local(dir: &Path) -> anyhow::Result<Store> {
     let path = dir.join("queue");
-    let redb = path.join(crate::store::redb_backend::FILE).exists();
-    let sled = path.join("conf").exists() || path.join("db").exists();
-    // A running sluice holds the store's lock: say so once, with what to do.
-    let in_use = |e: crate::store::BackendError| -> anyhow::Error {
-        let text = e.to_string();
-        if text.contains("already open")
-            || text.contains("WouldBlock")
-            || text.contains("os error 11")
-        {
-            anyhow::anyhow!(
-                "the queue store in {} is in use by a running sluice: leave out --data-dir to ask that sluice instead",
-                path.display()
-            )
-        } else {
-            e.into()
-        }
-    };
-    let store: Arc<dyn crate::store::Backend> = if redb {
-        Arc::new(crate::store::RedbBackend::open(&path, 16 << 20).map_err(in_use)?)
-    } else if sled {
-        Arc::new(SledBackend::open(&path, 16 << 20).map_err(in_use)?)
-    } else {
+    let Some(engine) = crate::store::StoreEngine::found_in(&path) else {
         bail!(
             "{} holds no sluice queue (expected {}): pass the data_dir sluice runs with",
             dir.display(),
             path.display()
         );
     };
+    // A running sluice holds the store's lock: say so once, with what to do.
+    let store = engine.open(&path, 16 << 20).map_err(|e| match e {
+        crate::store::BackendError::InUse { .. } => anyhow::anyhow!(
+            "the queue store in {} is in use by a running sluice: leave out --data-dir to ask that sluice instead",
+            path.display()
+        ),
+        other => other.into(),
+    })?;
     let unbounded = QueueLimits {
         max_count: u64::MAX,
         max_bytes: u64::MAX,
@@ -385,7 +370,6 @@ pub fn watch_frame(s: &Value, peak: u64) -> String {
             d["enqueue_per_second"].as_f64().unwrap_or(0.0)
         )
     };
-    let epoch = s["target"]["epoch"].as_u64().unwrap_or(0);
     let mut out = format!(
         "sluice  mode {mode}  ({})\n\
          depth {depth} writes, {}, oldest {}\n\
@@ -395,11 +379,7 @@ pub fn watch_frame(s: &Value, peak: u64) -> String {
         size(s["queue"]["bytes"].as_u64().unwrap_or(0)),
         ago(&s["queue"]["oldest_age_seconds"]),
         text(&s["queue"]["dead_letters"]),
-        if epoch > 0 || !s["failover"].is_null() {
-            format!("  failover epoch {epoch}")
-        } else {
-            String::new()
-        },
+        failover_epoch(s).map_or(String::new(), |e| format!("  failover epoch {e}")),
     );
     // A bar toward empty only while the drain is moving.
     if peak > 0 && mode == "draining" && !paused {

@@ -230,23 +230,6 @@ impl AdminConn {
         .await
     }
 
-    /// Ledger ids committed on this server since `since_unix` (newest first,
-    /// at most `limit`).
-    pub async fn ledger_ids_since(
-        &self,
-        ledger_table: &str,
-        since_unix: i64,
-        limit: u64,
-    ) -> Result<Vec<String>, DbError> {
-        let sql = format!(
-            "SELECT id FROM {ledger_table} WHERE applied_at >= FROM_UNIXTIME(?) ORDER BY applied_at DESC LIMIT {limit}"
-        );
-        self.with_conn(move |c| {
-            Box::pin(async move { c.exec(sql, (since_unix,)).await.map_err(fail) })
-        })
-        .await
-    }
-
     /// Ledger rows committed on this server since `since_unix`: id and
     /// commit time (Unix seconds, its own clock), at most `limit`.
     pub async fn ledger_rows_since(
@@ -295,27 +278,6 @@ impl AdminConn {
             })
         })
         .await
-    }
-
-    /// Which of `ids` this server's ledger holds.
-    pub async fn ledger_has(
-        &self,
-        ledger_table: &str,
-        ids: &[String],
-    ) -> Result<Vec<String>, DbError> {
-        let mut found = Vec::new();
-        for chunk in ids.chunks(500) {
-            let marks = vec!["?"; chunk.len()].join(",");
-            let sql = format!("SELECT id FROM {ledger_table} WHERE id IN ({marks})");
-            let params: Vec<mysql_async::Value> = chunk.iter().map(|s| s.as_str().into()).collect();
-            let mut got: Vec<String> = self
-                .with_conn(move |c| {
-                    Box::pin(async move { c.exec(sql, params).await.map_err(fail) })
-                })
-                .await?;
-            found.append(&mut got);
-        }
-        Ok(found)
     }
 }
 

@@ -300,8 +300,7 @@ fn guard(ledger_table: &str, writes: &[&Write], deadline: Option<f64>) -> String
     // The batch's last guard also checks the deadline: one statement, not two.
     let late = deadline.map_or(String::new(), |d| {
         format!(
-            " IF {} > {d:.6} THEN SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = '{DEADLINE_PASSED}'; END IF;",
-            SERVER_NOW
+            " IF {SERVER_NOW} > {d:.6} THEN SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = '{DEADLINE_PASSED}'; END IF;"
         )
     });
     format!(
@@ -329,14 +328,14 @@ pub(super) fn guarded_commit(deadline: f64) -> String {
 /// duplicate means an earlier attempt committed); here it is transient.
 pub(super) fn classify(step: Step, error: SqlError) -> DbError {
     match step {
-        // Whatever stopped the guard, the write is not counted as applied,
-        // and it must not run again on its own.
         // Too late to commit (the deadline check rides on the last guard):
         // nothing did, and the write is sluice's to retry.
         Step::Guard { .. } if error.message == DEADLINE_PASSED => DbError::Transient {
             phase: Phase::Transaction,
             error,
         },
+        // Whatever else stopped the guard, the write is not counted as
+        // applied, and it must not run again on its own.
         Step::Guard { first, .. } => DbError::ImplicitCommit {
             write_index: first,
             error,

@@ -704,7 +704,6 @@ impl Database {
             .clone()
     }
 
-    /// The largest packet MariaDB takes (`max_allowed_packet`), as last read.
     /// MariaDB's clock against ours, once a probe has read it.
     pub fn server_clock(&self) -> Option<ServerClock> {
         *self.server_clock.lock().unwrap_or_else(|e| e.into_inner())
@@ -730,6 +729,7 @@ impl Database {
         }
     }
 
+    /// The largest packet MariaDB takes (`max_allowed_packet`), as last read.
     pub fn max_packet(&self) -> u64 {
         self.max_packet.load(Ordering::Relaxed)
     }
@@ -791,14 +791,15 @@ pub fn statement_form(
     batch::statement(ctx, clock, sql, &params, None)
 }
 
-/// The rows an UPDATE matched, from MariaDB's info ("Rows matched: 3
-/// Changed: 1  Warnings: 0"); `None` for any other statement.
+/// Our clock, in Unix seconds.
 fn unix_now() -> f64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0.0, |d| d.as_secs_f64())
 }
 
+/// The rows an UPDATE matched, from MariaDB's info ("Rows matched: 3
+/// Changed: 1  Warnings: 0"); `None` for any other statement.
 pub fn rows_matched(info: &str) -> Option<u64> {
     let rest = info.strip_prefix("Rows matched: ")?;
     rest.split_whitespace().next()?.parse().ok()

@@ -282,12 +282,9 @@ impl Engine {
         let durable = match self.inner.store.sync_appended(seq).await {
             Ok(d) => d,
             Err(e) => {
-                // The flush failed and took the entry back out: the error
-                // is final, the write will not be applied.
+                // The flush failed and took the entry back out, with its
+                // status: the error is final, the write will not be applied.
                 self.unregister(id);
-                if let Err(forget) = self.inner.store.forget_queued(id) {
-                    tracing::error!(%id, error = %forget, "cannot clear the status of a write that was not queued");
-                }
                 return Err(e.into());
             }
         };

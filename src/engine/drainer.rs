@@ -284,28 +284,15 @@ struct Done {
 fn finish_batch(inner: &Inner, done: Option<Done>) {
     let Some(done) = done else { return };
     let n = done.writes.len() as u64;
-    let now = crate::write::now_micros();
-    let records: Vec<_> = done
-        .writes
-        .into_iter()
-        .map(|(seq, entry, results)| {
-            let status = crate::store::StatusRecord {
-                status: WriteStatus::Applied {
-                    results: Some(results),
-                },
-                idempotency_key: entry.write.idempotency_key.clone(),
-                updated_at_micros: now,
+    finish_all(
+        inner,
+        done.writes.into_iter().map(|(seq, entry, results)| {
+            let status = WriteStatus::Applied {
+                results: Some(results),
             };
-            (seq, entry.write.id, status)
-        })
-        .collect();
-    // One change for the whole batch: statuses in, entries out.
-    if let Err(e) = inner.store.finish_all(&records) {
-        tracing::error!(error = %e, writes = n, "cannot take an applied batch off the queue; the ledger will skip it on replay");
-    }
-    for (_, id, status) in &records {
-        inner.notify(*id, &status.status);
-    }
+            (seq, entry, status)
+        }),
+    );
     inner.counters.drained.fetch_add(n, Ordering::Relaxed);
 }
 
@@ -329,17 +316,30 @@ fn dead_letter(inner: &Inner, seq: u64, entry: QueuedWrite, error: SqlError) -> 
 
 /// Record a write's final status, take it off the queue, answer its waiter.
 fn finish(inner: &Inner, seq: u64, entry: &QueuedWrite, status: WriteStatus) {
-    let id: WriteId = entry.write.id;
-    if let Err(e) = inner
-        .store
-        .put_status(id, status.clone(), entry.write.idempotency_key.clone())
-    {
-        tracing::error!(%id, error = %e, "cannot record a write's status");
+    finish_all(inner, [(seq, entry.clone(), status)]);
+}
+
+/// Record each write's status and take it off the queue, in one change,
+/// then answer its waiters.
+fn finish_all(inner: &Inner, writes: impl IntoIterator<Item = (u64, QueuedWrite, WriteStatus)>) {
+    let now = crate::write::now_micros();
+    let records: Vec<_> = writes
+        .into_iter()
+        .map(|(seq, entry, status)| {
+            let record = crate::store::StatusRecord {
+                status,
+                idempotency_key: entry.write.idempotency_key,
+                updated_at_micros: now,
+            };
+            (seq, entry.write.id, record)
+        })
+        .collect();
+    if let Err(e) = inner.store.finish_all(&records) {
+        tracing::error!(error = %e, writes = records.len(), "cannot take applied writes off the queue; the ledger will skip them on replay");
     }
-    if let Err(e) = inner.store.remove(seq) {
-        tracing::error!(%id, error = %e, "cannot remove an applied write from the queue; the ledger will skip it on replay");
+    for (_, id, record) in &records {
+        inner.notify(*id, &record.status);
     }
-    inner.notify(id, &status);
 }
 
 async fn sleep_or_stop(d: Duration, stop: &CancellationToken) {

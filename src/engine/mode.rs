@@ -165,10 +165,7 @@ impl ModeCell {
         if let (true, Mode::Buffering, Event::ProbeFailed(why)) = (st.starting, st.mode, &event) {
             // Still starting, and MariaDB does not answer: say what the
             // probe found rather than that sluice waits for it.
-            let reason = format!("starting: MariaDB is not answering the health probe: {why}");
-            if st.reason != reason {
-                st.reason = reason;
-            }
+            st.reason = format!("starting: MariaDB is not answering the health probe: {why}");
             return None;
         }
         let (to, reason) = next(st.mode, st.starting, &event)?;

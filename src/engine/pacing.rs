@@ -47,9 +47,9 @@ impl Pacer {
 
     /// A batch of `n` writes took `latency`: adapt the batch size.
     pub fn on_success(&mut self, n: usize, latency: Duration) {
-        let floor = *self.floor.get_or_insert(latency);
-        self.floor = Some(floor.min(latency));
-        let limit = self.cfg.target_latency.max(floor.min(latency) * 2);
+        let floor = self.floor.map_or(latency, |f| f.min(latency));
+        self.floor = Some(floor);
+        let limit = self.cfg.target_latency.max(floor * 2);
         if latency > limit {
             self.batch = (self.batch / 2).max(1);
         } else if n >= self.batch {

@@ -70,6 +70,9 @@ pub enum BackendError {
     Io(#[from] sled::Error),
     #[error("cannot open the queue store {path}: {reason} (is another sluice using this data dir, or is it not writable?)")]
     OpenRedb { path: PathBuf, reason: String },
+    /// Another process (a running sluice) holds the store's lock.
+    #[error("the queue store in {path} is in use: another sluice is running on this data directory; stop it, or give this one its own data_dir")]
+    InUse { path: PathBuf },
     #[error("queue store I/O failed: {0}")]
     Redb(String),
 }
@@ -151,9 +154,16 @@ impl SledBackend {
                 .collect::<Result<Vec<_>, _>>()?;
             Ok((db, trees))
         };
-        let (db, trees) = open().map_err(|source| BackendError::Open {
-            path: dir.to_path_buf(),
-            source,
+        let (db, trees) = open().map_err(|source| match &source {
+            sled::Error::Io(io) if io.kind() == std::io::ErrorKind::WouldBlock => {
+                BackendError::InUse {
+                    path: dir.to_path_buf(),
+                }
+            }
+            _ => BackendError::Open {
+                path: dir.to_path_buf(),
+                source,
+            },
         })?;
         Ok(SledBackend { db, trees })
     }

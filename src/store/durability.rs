@@ -35,13 +35,22 @@ pub(super) struct Counts {
     pub bytes: AtomicU64,
 }
 
+impl Counts {
+    /// An entry of `len` bytes left the queue.
+    pub(super) fn left(&self, len: usize) {
+        self.depth.fetch_sub(1, Ordering::SeqCst);
+        self.bytes.fetch_sub(len as u64, Ordering::SeqCst);
+    }
+}
+
 /// What a flush covers, taken just before it starts.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Mark {
     /// The last sequence number appended.
     hi: u64,
-    /// Every sequence number up to this one had left the queue.
-    drained: u64,
+    /// Every sequence number up to this one had left the queue (read only
+    /// where there is an acknowledgement record to write it to).
+    drained: Option<u64>,
 }
 
 #[derive(Debug, Default)]
@@ -99,12 +108,14 @@ impl QueueDurability {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .saturating_sub(1);
-        let first = self
-            .backend
-            .range_from(Space::Queue, &[], 1)
-            .ok()
-            .and_then(|e| e.first().and_then(|(k, _)| key_seq(k)));
-        let drained = first.map_or(hi, |f| f.saturating_sub(1).min(hi));
+        let drained = self.watermark.as_ref().map(|_| {
+            let first = self
+                .backend
+                .range_from(Space::Queue, &[], 1)
+                .ok()
+                .and_then(|e| e.first().and_then(|(k, _)| key_seq(k)));
+            first.map_or(hi, |f| f.saturating_sub(1).min(hi))
+        });
         Mark { hi, drained }
     }
 
@@ -115,7 +126,7 @@ impl QueueDurability {
             let last = file.last();
             let next = Watermark {
                 acked: last.acked.max(mark.hi),
-                drained: last.drained.max(mark.drained),
+                drained: last.drained.max(mark.drained.unwrap_or(0)),
             };
             if next != last {
                 file.write(next).map_err(|e| {
@@ -166,10 +177,7 @@ impl QueueDurability {
         let Some(raw) = self.backend.remove(Space::Queue, &key)? else {
             return Ok(None);
         };
-        self.counts.depth.fetch_sub(1, Ordering::SeqCst);
-        self.counts
-            .bytes
-            .fetch_sub(raw.len() as u64, Ordering::SeqCst);
+        self.counts.left(raw.len());
         let Ok(entry) = record::decode::<QueuedWrite>(&raw) else {
             return Ok(None);
         };
@@ -255,31 +263,6 @@ pub(super) fn recover(
         ..Recovered::default()
     };
 
-    // Never acknowledged: their clients were told the write failed, or got
-    // no answer. Applying them now would break an error answer.
-    let mut discarded = 0;
-    loop {
-        let tail = backend.range_from(Space::Queue, &seq_key(w.acked + 1), 1000)?;
-        if tail.is_empty() {
-            break;
-        }
-        for (k, v) in tail {
-            backend.remove(Space::Queue, &k)?;
-            if let Ok(entry) = record::decode::<QueuedWrite>(&v) {
-                forget_queued_status(backend, entry.write.id)?;
-            }
-            discarded += 1;
-        }
-    }
-    if discarded > 0 {
-        tracing::warn!(
-            writes = discarded,
-            after = w.acked,
-            "discarded queued writes that were never acknowledged (their clients got an error or no answer)"
-        );
-    }
-    out.discarded = discarded;
-
     // Every acknowledged, unapplied sequence number must be accounted for.
     let mut missing: Vec<(u64, u64)> = Vec::new();
     let mut corrupt = Vec::new();
@@ -338,7 +321,35 @@ pub(super) fn recover(
         out.report = Some(report);
     }
 
-    // Checked only now, so a refused start changes nothing.
+    // The start goes ahead: only from here on is anything changed, so a
+    // refused start changes nothing.
+    //
+    // Never acknowledged: their clients were told the write failed, or got
+    // no answer. Applying them now would break an error answer.
+    let mut discarded = 0;
+    loop {
+        let tail = backend.range_from(Space::Queue, &seq_key(w.acked + 1), 1000)?;
+        if tail.is_empty() {
+            break;
+        }
+        for (k, v) in tail {
+            backend.remove(Space::Queue, &k)?;
+            if let Ok(entry) = record::decode::<QueuedWrite>(&v) {
+                forget_queued_status(backend, entry.write.id)?;
+            }
+            discarded += 1;
+        }
+    }
+    if discarded > 0 {
+        tracing::warn!(
+            writes = discarded,
+            after = w.acked,
+            "discarded queued writes that were never acknowledged (their clients got an error or no answer)"
+        );
+    }
+    out.discarded = discarded;
+
+    // Records that fail their checks keep their bytes in quarantine.
     for (seq, k, v, error) in corrupt {
         tracing::error!(seq, %error, "a queued write fails its checks; moved to quarantine with its bytes");
         backend.insert(Space::Quarantine, &k, &v)?;
@@ -405,27 +416,9 @@ fn describe(ranges: &[(u64, u64)]) -> String {
 #[cfg(test)]
 mod tests {
     use super::super::backend::TestBackend;
+    use super::super::queue::tests::entry;
     use super::super::{QueueLimits, Store};
     use super::*;
-    use crate::write::{SessionContext, Statement, Write};
-
-    fn entry(id: u128) -> QueuedWrite {
-        QueuedWrite {
-            write: Write {
-                id: WriteId(id),
-                statements: vec![Statement {
-                    sql: "INSERT INTO t VALUES (1)".into(),
-                    params: Vec::new(),
-                }],
-                context: SessionContext::default(),
-                idempotency_key: None,
-                ordering_key: None,
-            },
-            outcome_unknown: false,
-            attempts: 0,
-            last_error: None,
-        }
-    }
 
     const LIMITS: QueueLimits = QueueLimits {
         max_count: 1000,

@@ -36,6 +36,45 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use thiserror::Error;
 
+/// The queue store's engine (`store_engine`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoreEngine {
+    Redb,
+    Sled,
+}
+
+impl StoreEngine {
+    pub fn name(self) -> &'static str {
+        match self {
+            StoreEngine::Redb => "redb",
+            StoreEngine::Sled => "sled",
+        }
+    }
+
+    /// The engine whose store the directory `dir` holds, if any.
+    pub fn found_in(dir: &std::path::Path) -> Option<StoreEngine> {
+        if dir.join(redb_backend::FILE).exists() {
+            Some(StoreEngine::Redb)
+        } else if dir.join("db").exists() || dir.join("conf").exists() {
+            Some(StoreEngine::Sled)
+        } else {
+            None
+        }
+    }
+
+    /// Open (or create) this engine's store in `dir`.
+    pub fn open(
+        self,
+        dir: &std::path::Path,
+        cache_bytes: u64,
+    ) -> Result<Arc<dyn Backend>, BackendError> {
+        Ok(match self {
+            StoreEngine::Redb => Arc::new(RedbBackend::open(dir, cache_bytes)?),
+            StoreEngine::Sled => Arc::new(SledBackend::open(dir, cache_bytes)?),
+        })
+    }
+}
+
 /// What can go wrong in the store.
 #[derive(Debug, Error)]
 pub enum StoreError {
@@ -191,11 +230,6 @@ impl Store {
     /// told it failed, and it will not be applied.
     pub fn was_refused(&self, id: crate::write::WriteId) -> bool {
         self.durability.id_refused(id)
-    }
-
-    /// Forget a queued status entry of a write that was never queued for good.
-    pub fn forget_queued(&self, id: crate::write::WriteId) -> Result<(), StoreError> {
-        durability::forget_queued_status(&*self.backend, id)
     }
 
     /// Bytes the store occupies on disk.

@@ -205,10 +205,7 @@ impl Store {
             ops.push(Op::Remove(Space::Queue, key));
         }
         for removed in self.backend.apply(&ops)?.into_iter().flatten() {
-            self.counts.depth.fetch_sub(1, Ordering::SeqCst);
-            self.counts
-                .bytes
-                .fetch_sub(removed as u64, Ordering::SeqCst);
+            self.counts.left(removed);
         }
         Ok(())
     }
@@ -216,10 +213,7 @@ impl Store {
     /// Remove an applied entry.
     pub fn remove(&self, seq: u64) -> Result<(), StoreError> {
         if let Some(v) = self.backend.remove(Space::Queue, &seq_key(seq))? {
-            self.counts.depth.fetch_sub(1, Ordering::SeqCst);
-            self.counts
-                .bytes
-                .fetch_sub(v.len() as u64, Ordering::SeqCst);
+            self.counts.left(v.len());
         }
         Ok(())
     }
@@ -245,11 +239,8 @@ impl Store {
     /// Move a record that fails its checks out of the queue, keeping its bytes.
     pub fn quarantine(&self, key: &[u8], raw: &[u8]) -> Result<(), StoreError> {
         self.backend.insert(Space::Quarantine, key, raw)?;
-        if self.backend.remove(Space::Queue, key)?.is_some() {
-            self.counts.depth.fetch_sub(1, Ordering::SeqCst);
-            self.counts
-                .bytes
-                .fetch_sub(raw.len() as u64, Ordering::SeqCst);
+        if let Some(v) = self.backend.remove(Space::Queue, key)? {
+            self.counts.left(v.len());
         }
         self.quarantined.fetch_add(1, Ordering::SeqCst);
         Ok(())
@@ -356,13 +347,14 @@ impl Store {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use crate::store::SledBackend;
     use crate::write::{SessionContext, Statement, WriteId};
     use std::sync::Arc;
 
-    fn entry(id: u128) -> QueuedWrite {
+    /// A queued one-statement write with id (and acceptance time) `id`.
+    pub(in crate::store) fn entry(id: u128) -> QueuedWrite {
         QueuedWrite {
             write: Write {
                 id: WriteId(id),

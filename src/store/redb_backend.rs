@@ -38,23 +38,32 @@ impl RedbBackend {
     /// Open (or create) the store in `dir`, with `cache_bytes` of page cache.
     pub fn open(dir: &Path, cache_bytes: u64) -> Result<Self, BackendError> {
         let path = dir.join(FILE);
-        let open = || -> Result<Database, String> {
-            std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
-            let db = Database::builder()
-                .set_cache_size(usize::try_from(cache_bytes).unwrap_or(usize::MAX))
-                .create(&path)
-                .map_err(|e| e.to_string())?;
-            let w = db.begin_write().map_err(|e| e.to_string())?;
-            for space in Space::ALL {
-                w.open_table(table(space)).map_err(|e| e.to_string())?;
-            }
-            w.commit().map_err(|e| e.to_string())?;
-            Ok(db)
-        };
-        let db = open().map_err(|reason| BackendError::OpenRedb {
+        let open_err = |reason: String| BackendError::OpenRedb {
             path: path.clone(),
             reason,
-        })?;
+        };
+        std::fs::create_dir_all(dir).map_err(|e| open_err(e.to_string()))?;
+        let db = match Database::builder()
+            .set_cache_size(usize::try_from(cache_bytes).unwrap_or(usize::MAX))
+            .create(&path)
+        {
+            Ok(db) => db,
+            Err(redb::DatabaseError::DatabaseAlreadyOpen) => {
+                return Err(BackendError::InUse {
+                    path: dir.to_path_buf(),
+                })
+            }
+            Err(e) => return Err(open_err(e.to_string())),
+        };
+        let tables = || -> Result<(), redb::Error> {
+            let w = db.begin_write()?;
+            for space in Space::ALL {
+                w.open_table(table(space))?;
+            }
+            w.commit()?;
+            Ok(())
+        };
+        tables().map_err(|e| open_err(e.to_string()))?;
         Ok(RedbBackend {
             db: Arc::new(db),
             path,
@@ -64,15 +73,11 @@ impl RedbBackend {
     /// One write transaction, committed without a sync.
     fn write<T>(
         &self,
-        space: Space,
-        f: impl FnOnce(&mut redb::Table<&'static [u8], &'static [u8]>) -> Result<T, redb::StorageError>,
+        f: impl FnOnce(&redb::WriteTransaction) -> Result<T, BackendError>,
     ) -> Result<T, BackendError> {
         let mut w = self.db.begin_write().map_err(err)?;
         w.set_durability(Durability::None).map_err(err)?;
-        let out = {
-            let mut t = w.open_table(table(space)).map_err(err)?;
-            f(&mut t).map_err(err)?
-        };
+        let out = f(&w)?;
         w.commit().map_err(err)?;
         Ok(out)
     }
@@ -92,34 +97,35 @@ impl RedbBackend {
 
 impl Backend for RedbBackend {
     fn apply(&self, ops: &[Op<'_>]) -> Result<Vec<Option<usize>>, BackendError> {
-        let mut w = self.db.begin_write().map_err(err)?;
-        w.set_durability(Durability::None).map_err(err)?;
-        let mut out = Vec::with_capacity(ops.len());
-        for op in ops {
-            match *op {
-                Op::Insert(space, k, v) => {
-                    let mut t = w.open_table(table(space)).map_err(err)?;
-                    t.insert(k, v).map_err(err)?;
-                    out.push(None);
-                }
-                Op::Remove(space, k) => {
-                    let mut t = w.open_table(table(space)).map_err(err)?;
-                    let removed = t.remove(k).map_err(err)?.map(|v| v.value().len());
-                    out.push(removed);
-                }
-            }
-        }
-        w.commit().map_err(err)?;
-        Ok(out)
+        self.write(|w| {
+            ops.iter()
+                .map(|op| match *op {
+                    Op::Insert(space, k, v) => {
+                        let mut t = w.open_table(table(space)).map_err(err)?;
+                        t.insert(k, v).map_err(err)?;
+                        Ok(None)
+                    }
+                    Op::Remove(space, k) => {
+                        let mut t = w.open_table(table(space)).map_err(err)?;
+                        let removed = t.remove(k).map_err(err)?;
+                        Ok(removed.map(|v| v.value().len()))
+                    }
+                })
+                .collect()
+        })
     }
     fn get(&self, space: Space, key: &[u8]) -> Result<Option<Vec<u8>>, BackendError> {
         self.read(space, |t| Ok(t.get(key)?.map(|v| v.value().to_vec())))
     }
     fn insert(&self, space: Space, key: &[u8], value: &[u8]) -> Result<(), BackendError> {
-        self.write(space, |t| t.insert(key, value).map(|_| ()))
+        self.apply(&[Op::Insert(space, key, value)]).map(|_| ())
     }
     fn remove(&self, space: Space, key: &[u8]) -> Result<Option<Vec<u8>>, BackendError> {
-        self.write(space, |t| Ok(t.remove(key)?.map(|v| v.value().to_vec())))
+        self.write(|w| {
+            let mut t = w.open_table(table(space)).map_err(err)?;
+            let removed = t.remove(key).map_err(err)?;
+            Ok(removed.map(|v| v.value().to_vec()))
+        })
     }
     fn range_from(&self, space: Space, from: &[u8], limit: usize) -> Result<Entries, BackendError> {
         self.read(space, |t| {

@@ -362,12 +362,26 @@ impl SluiceProcess {
     }
 
     pub async fn wait_drained(&self, within: Duration) {
-        eventually("queue drained and direct", within, || async {
-            let s = self.status().await?;
-            (s["mode"]["mode"] == "direct" && s["queue"]["depth"] == 0).then_some(())
-        })
-        .await
+        drained_status(&self.base, within).await;
     }
+}
+
+/// Wait until the sluice at `base` is direct with an empty queue; its
+/// status then.
+pub async fn drained_status(base: &str, within: Duration) -> Value {
+    let http = reqwest::Client::new();
+    eventually("queue drained and direct", within, || async {
+        let s: Value = http
+            .get(format!("{base}/v1/status"))
+            .send()
+            .await
+            .ok()?
+            .json()
+            .await
+            .ok()?;
+        (s["mode"]["mode"] == "direct" && s["queue"]["depth"] == 0).then_some(s)
+    })
+    .await
 }
 
 impl Drop for SluiceProcess {

@@ -12,6 +12,8 @@
 //! fast failure detection; [`TcpRelay`] stands between sluice and a server
 //! to cut the network path of sluice alone (a partition).
 
+pub mod cost;
+
 use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, Opts};
 use nix::sys::signal::{kill, Signal};

@@ -82,6 +82,7 @@ pub async fn run(rig: &Rig, report: &mut Report, set: &Settings) {
     report.add("draining", "one-by-one autocommit rows/s", "rows/s", one);
     report.add("draining", "100-row INSERT ceiling rows/s", "rows/s", multi);
     report.against("sluice drain rows/s", "one-by-one autocommit rows/s");
+    report.against("sluice drain rows/s", "100-row INSERT ceiling rows/s");
     let vs_multi = report
         .figures
         .iter()

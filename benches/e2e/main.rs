@@ -8,11 +8,16 @@
 //! both fronts, runs each scenario several times, prints a table (median,
 //! min, max, ratio) and writes every figure to `target/e2e-bench.json`.
 //!
-//! Scenarios: pass-through cost (1, 8, 32 clients: direct, HTTP front, MySQL
-//! front), absorbing a stall, draining a backlog (against one-by-one
-//! autocommit replay and multi-row INSERTs), recovery under live traffic,
-//! footprint with a deep queue (memory, disk, restart), and sysbench
-//! `oltp_insert` directly and through the MySQL front.
+//! Every sluice figure has two baselines from the same run: direct MariaDB,
+//! and MariaDB through an HAProxy TCP hop (Debian's `haproxy`, started by
+//! the bench), which is what a user would otherwise put in front of it.
+//!
+//! Scenarios: pass-through cost (1, 8, 32 clients: direct, HAProxy, HTTP
+//! front, MySQL front), absorbing a stall (through either front), draining a
+//! backlog (against one-by-one autocommit replay and multi-row INSERTs),
+//! recovery under live traffic, footprint with a deep queue (memory, disk,
+//! restart), and sysbench `oltp_insert` at 1, 8 and 32 threads directly,
+//! through HAProxy and through the MySQL front.
 
 use mysql_async::prelude::Queryable;
 use serde_json::{json, Value};
@@ -80,8 +85,9 @@ struct Figure {
     what: String,
     unit: &'static str,
     runs: Vec<f64>,
-    /// (baseline label, baseline median) for the ratio.
-    baseline: Option<(String, f64)>,
+    /// (baseline label, baseline median) for each ratio: direct MariaDB
+    /// first, then the HAProxy TCP hop where there is one.
+    baselines: Vec<(String, f64)>,
 }
 
 impl Figure {
@@ -97,7 +103,13 @@ impl Figure {
         self.runs.iter().cloned().fold(f64::NEG_INFINITY, f64::max)
     }
     fn ratio(&self) -> Option<f64> {
-        self.baseline.as_ref().map(|(_, b)| self.median() / b)
+        self.baselines.first().map(|(_, b)| self.median() / b)
+    }
+    fn ratios(&self) -> Vec<(String, f64)> {
+        self.baselines
+            .iter()
+            .map(|(l, b)| (l.clone(), self.median() / b))
+            .collect()
     }
 }
 
@@ -113,7 +125,7 @@ impl Report {
             what: what.into(),
             unit,
             runs,
-            baseline: None,
+            baselines: Vec::new(),
         };
         let m = f.median();
         println!(
@@ -134,8 +146,10 @@ impl Report {
             .iter()
             .find(|f| f.what == baseline_what)
             .map(|f| (f.what.clone(), f.median()));
-        if let Some(f) = self.figures.iter_mut().rev().find(|f| f.what == what) {
-            f.baseline = base;
+        if let (Some(f), Some(base)) =
+            (self.figures.iter_mut().rev().find(|f| f.what == what), base)
+        {
+            f.baselines.push(base);
         }
     }
 }
@@ -260,6 +274,9 @@ fn sluice_config(db: &MariaDb, dir: &Path) -> Config {
             "{APP_USER}:{}",
             sluice::fronts::mysql::auth::native_hash(FRONT_PASSWORD)
         )),
+        // A write queued through the MySQL front is answered as soon as it
+        // is durable (the stall scenario measures that acknowledgement).
+        mysql_hold: Some("0s".into()),
         write_timeout: Some("1s".into()),
         probe_interval: Some("200ms".into()),
         probe_timeout: Some("500ms".into()),
@@ -383,7 +400,8 @@ async fn main() {
         "figures": report.figures.iter().map(|f| json!({
             "scenario": f.scenario, "what": f.what, "unit": f.unit, "runs": f.runs,
             "median": f.median(), "min": f.min(), "max": f.max(),
-            "baseline": f.baseline.as_ref().map(|b| b.0.clone()), "ratio": f.ratio(),
+            "baseline": f.baselines.first().map(|b| b.0.clone()), "ratio": f.ratio(),
+            "ratios": f.ratios().into_iter().map(|(l, r)| json!({"baseline": l, "ratio": r})).collect::<Vec<Value>>(),
         })).collect::<Vec<Value>>(),
     });
     let out = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/e2e-bench.json");
@@ -402,8 +420,65 @@ struct Rig {
     /// The HTTP front's base URL.
     http: String,
     direct: Target,
+    /// The same MariaDB through an HAProxy TCP hop: what a user would put
+    /// there otherwise.
+    via_haproxy: Target,
+    haproxy_port: u16,
+    _haproxy: Haproxy,
     via_http: Target,
     via_front: Target,
+}
+
+/// Debian's `haproxy` in TCP mode in front of MariaDB, stopped when dropped.
+struct Haproxy {
+    child: std::process::Child,
+    _dir: tempfile::TempDir,
+}
+
+impl Haproxy {
+    fn start(db_port: u16) -> (Haproxy, u16) {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = dir.path().join("haproxy.cfg");
+        std::fs::write(
+            &cfg,
+            format!(
+                "global\n  maxconn 4096\n\ndefaults\n  mode tcp\n  timeout connect 5s\n  \
+                 timeout client 1h\n  timeout server 1h\n\nlisten mariadb\n  \
+                 bind 127.0.0.1:{port}\n  server db 127.0.0.1:{db_port}\n"
+            ),
+        )
+        .unwrap();
+        let bin = ["/usr/sbin/haproxy", "/usr/bin/haproxy"]
+            .into_iter()
+            .find(|p| Path::new(p).exists())
+            .expect("haproxy (bash .ci/setup installs it)");
+        let child = std::process::Command::new(bin)
+            .arg("-db")
+            .arg("-f")
+            .arg(&cfg)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("haproxy starts");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "haproxy did not listen");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        (Haproxy { child, _dir: dir }, port)
+    }
+}
+
+impl Drop for Haproxy {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
 
 async fn through_sluice(report: &mut Report, set: &Settings) {
@@ -429,6 +504,10 @@ async fn through_sluice(report: &mut Report, set: &Settings) {
         running.mysql_addr.unwrap().port()
     );
     let direct = Target::Mysql(db.app_url());
+    let (haproxy, haproxy_port) = Haproxy::start(db.port());
+    let via_haproxy = Target::Mysql(format!(
+        "mysql://{APP_USER}:{APP_PASSWORD}@127.0.0.1:{haproxy_port}/{APP_DB}"
+    ));
     let via_http = Target::Http {
         base: http.clone(),
         async_ack: false,
@@ -436,7 +515,7 @@ async fn through_sluice(report: &mut Report, set: &Settings) {
     let via_front = Target::Mysql(front.clone());
 
     // Warm-up: connections, statement caches, the buffer pool.
-    for t in [&direct, &via_http, &via_front] {
+    for t in [&direct, &via_haproxy, &via_http, &via_front] {
         load(t, 8, 1.0, 0.0).await;
     }
     let rig = Rig {
@@ -445,6 +524,9 @@ async fn through_sluice(report: &mut Report, set: &Settings) {
         engine,
         http,
         direct,
+        via_haproxy,
+        haproxy_port,
+        _haproxy: haproxy,
         via_http,
         via_front,
     };
@@ -527,7 +609,8 @@ fn value_in(text: &str, name: &str) -> f64 {
         .unwrap_or(0.0)
 }
 
-fn sysbench(port: u16, password: &str, secs: u64) -> f64 {
+/// sysbench `oltp_insert` on `port` with `threads`: (tps, p95 ms).
+fn sysbench(port: u16, password: &str, secs: u64, threads: usize) -> (f64, f64) {
     let common = [
         "--db-driver=mysql".to_string(),
         "--mysql-host=127.0.0.1".into(),
@@ -537,7 +620,7 @@ fn sysbench(port: u16, password: &str, secs: u64) -> f64 {
         format!("--mysql-db={APP_DB}"),
         "--tables=1".into(),
         "--table-size=1000".into(),
-        "--threads=8".into(),
+        format!("--threads={threads}"),
         format!("--time={secs}"),
         "--db-ps-mode=auto".into(),
     ];
@@ -559,8 +642,13 @@ fn sysbench(port: u16, password: &str, secs: u64) -> f64 {
         .find(|l| l.trim_start().starts_with("transactions:"))
         .and_then(|l| l.split('(').nth(1)?.split_whitespace().next()?.parse().ok())
         .unwrap_or_else(|| panic!("no transactions line: {out}"));
+    let p95 = out
+        .lines()
+        .find(|l| l.trim_start().starts_with("95th percentile:"))
+        .and_then(|l| l.split(':').nth(1)?.trim().parse().ok())
+        .unwrap_or(0.0);
     let _ = run("cleanup");
-    tps
+    (tps, p95)
 }
 
 fn queued_sample(i: u64) -> QueuedWrite {
@@ -724,8 +812,16 @@ fn print_table(report: &Report) {
             f.min(),
             f.max(),
             f.unit,
-            f.baseline.as_ref().map(|b| b.0.as_str()).unwrap_or(""),
-            f.ratio().map(|r| format!("{r:.2}")).unwrap_or_default()
+            f.baselines
+                .iter()
+                .map(|b| b.0.as_str())
+                .collect::<Vec<_>>()
+                .join("; "),
+            f.ratios()
+                .iter()
+                .map(|(_, r)| format!("{r:.2}"))
+                .collect::<Vec<_>>()
+                .join("; ")
         );
     }
 }

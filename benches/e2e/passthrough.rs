@@ -1,5 +1,5 @@
 //! Pass-through cost: writes/s and latency through each front against direct
-//! MariaDB at 1, 8 and 32 clients, CPU per write, and where the time of one
+//! MariaDB and an HAProxy TCP hop at 1, 8 and 32 clients, CPU per write, and where the time of one
 //! write goes.
 
 use super::*;
@@ -9,23 +9,27 @@ pub async fn run(rig: &Rig, report: &mut Report, set: &Settings) {
         db,
         engine,
         direct,
+        via_haproxy,
         via_http,
         via_front,
         ..
     } = rig;
     println!("pass-through cost (single-row INSERT, the shape of sysbench oltp_insert)");
     for clients in [1usize, 8, 32] {
-        let mut tput: [Vec<f64>; 3] = Default::default();
-        let mut p50: [Vec<f64>; 3] = Default::default();
-        let mut p99: [Vec<f64>; 3] = Default::default();
+        let mut tput: [Vec<f64>; 4] = Default::default();
+        let mut p50: [Vec<f64>; 4] = Default::default();
+        let mut p99: [Vec<f64>; 4] = Default::default();
         // CPU microseconds per write: MariaDB's, and this process's
         // (the clients, plus sluice when it is in the path).
-        let mut cpu_db: [Vec<f64>; 3] = Default::default();
-        let mut cpu_here: [Vec<f64>; 3] = Default::default();
+        let mut cpu_db: [Vec<f64>; 4] = Default::default();
+        let mut cpu_here: [Vec<f64>; 4] = Default::default();
         let me = std::process::id();
         let db_pid = db.pid().expect("mariadbd runs");
         for _ in 0..set.runs {
-            for (i, t) in [&direct, &via_http, &via_front].iter().enumerate() {
+            for (i, t) in [&direct, &via_haproxy, &via_http, &via_front]
+                .iter()
+                .enumerate()
+            {
                 let (db0, me0) = (cpu_secs(db_pid), cpu_secs(me));
                 let mut l = load(t, clients, set.secs, 0.0).await;
                 let per = |a: f64, b: f64| (b - a) * 1e6 / l.ops.max(1) as f64;
@@ -37,24 +41,32 @@ pub async fn run(rig: &Rig, report: &mut Report, set: &Settings) {
             }
         }
         let sc = format!("pass-through, {clients} clients");
-        let names = ["direct MariaDB", "sluice HTTP front", "sluice MySQL front"];
+        let names = [
+            "direct MariaDB",
+            "HAProxy TCP hop",
+            "sluice HTTP front",
+            "sluice MySQL front",
+        ];
         for (figure, unit, runs) in [
             ("writes/s", "writes/s", &tput),
             ("p50", "ms", &p50),
             ("p99", "ms", &p99),
         ] {
-            for i in 0..3 {
+            for i in 0..4 {
                 let what = format!("{} {figure} @{clients}", names[i]);
                 report.add(&sc, &what, unit, runs[i].clone());
                 if i > 0 && figure != "p50" {
                     report.against(&what, &format!("direct MariaDB {figure} @{clients}"));
+                }
+                if i > 1 && figure != "p50" {
+                    report.against(&what, &format!("HAProxy TCP hop {figure} @{clients}"));
                 }
             }
         }
         if clients == 32 {
             // Where the CPU goes: the machine is shared by the clients,
             // sluice and MariaDB, so CPU per write bounds throughput.
-            for i in 0..3 {
+            for i in 0..4 {
                 report.add(
                     "CPU per write, 32 clients",
                     &format!("{}: MariaDB CPU per write", names[i]),

@@ -116,6 +116,20 @@ pub trait Backend: Send + Sync + 'static {
             })
             .collect()
     }
+    /// Make `ops` part of the store as [`Backend::apply`] does, where the
+    /// engine may defer the work to its next transaction (the flush's):
+    /// every later call sees them, and they are durable with the flush
+    /// that covers them. A transaction that fails to write them drops
+    /// them, and [`Backend::take_dropped`] says which: for appends whose
+    /// writers wait for the flush anyway, and are told it failed.
+    fn stage(&self, ops: &[Op<'_>]) -> Result<(), BackendError> {
+        self.apply(ops).map(|_| ())
+    }
+    /// Staged changes a failed transaction dropped since the last call:
+    /// (space, key, value's length).
+    fn take_dropped(&self) -> Vec<(Space, Vec<u8>, usize)> {
+        Vec::new()
+    }
     fn get(&self, space: Space, key: &[u8]) -> Result<Option<Vec<u8>>, BackendError>;
     fn insert(&self, space: Space, key: &[u8], value: &[u8]) -> Result<(), BackendError>;
     fn remove(&self, space: Space, key: &[u8]) -> Result<Option<Vec<u8>>, BackendError>;

@@ -133,11 +133,17 @@ impl GroupCommit {
         // Taken after the tickets: every queue entry a ticket up to
         // `target` waits for is at or below the mark.
         let mark = self.queue.as_ref().map(|q| q.before_flush());
+        // Entries a failed store transaction dropped are refused before
+        // the flush, so it makes their markers durable with it.
+        let refused = self.queue.as_ref().map_or(Ok(()), |q| q.refuse_dropped());
         let mut result = self
             .store
             .flush()
             .await
             .map_err(|e| Arc::<str>::from(e.to_string()));
+        if let Err(e) = refused {
+            result = result.and(Err(Arc::from(e)));
+        }
         self.flushes.fetch_add(1, Ordering::Relaxed);
         if let (Some(q), Some(mark)) = (&self.queue, mark) {
             // Acknowledged only once the acknowledgement record says so;

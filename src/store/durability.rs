@@ -119,6 +119,52 @@ impl QueueDurability {
         Mark { hi, drained }
     }
 
+    /// Queue entries whose staged changes a failed store transaction
+    /// dropped (they are not in the store): refuse them, so their writers
+    /// get an error even if the flush succeeds, and mark their numbers for
+    /// the start-up check. Called between [`Self::before_flush`] and the
+    /// flush, so the markers are durable with it; an error must fail it.
+    pub(crate) fn refuse_dropped(&self) -> Result<(), String> {
+        let dropped = self.backend.take_dropped();
+        let mut seqs = Vec::new();
+        let mut ids = Vec::new();
+        for (space, key, len) in dropped {
+            match space {
+                Space::Queue => {
+                    if let Some(seq) = key_seq(&key) {
+                        self.counts.left(len);
+                        seqs.push(seq);
+                    }
+                }
+                Space::Status => {
+                    if let Ok(bytes) = <[u8; 16]>::try_from(key.as_slice()) {
+                        ids.push(WriteId::from_bytes(bytes));
+                    }
+                }
+                _ => {}
+            }
+        }
+        if seqs.is_empty() {
+            return Ok(());
+        }
+        tracing::warn!(
+            writes = seqs.len(),
+            "queued writes the store could not write were dropped; their clients get an error and they will not be applied"
+        );
+        let mut marked = Ok(());
+        for &seq in &seqs {
+            if let Err(e) = self.backend.insert(Space::Refused, &seq_key(seq), &[]) {
+                marked = Err(format!(
+                    "queued writes could not be written, nor marked refused: {e}"
+                ));
+            }
+        }
+        let mut r = self.refused.lock().unwrap_or_else(|p| p.into_inner());
+        r.ranges.extend(seqs.iter().map(|&s| (s, s)));
+        r.ids.extend(ids);
+        marked
+    }
+
     /// The flush covering `mark` succeeded: record the acknowledgement.
     pub(crate) fn flushed(&self, mark: Mark) -> Result<(), String> {
         if let Some(file) = &self.watermark {

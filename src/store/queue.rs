@@ -110,7 +110,9 @@ impl Store {
         if let Some(status) = status {
             ops.push(Op::Insert(Space::Status, &id, status));
         }
-        self.backend.apply(&ops)?;
+        // Its writer waits for the flush that makes it durable: the engine
+        // may write it with that flush.
+        self.backend.stage(&ops)?;
         *next += 1;
         self.counts.depth.fetch_add(1, Ordering::SeqCst);
         self.counts.bytes.fetch_add(size, Ordering::SeqCst);

@@ -3,8 +3,13 @@
 //!
 //! Each insert or remove is its own write transaction committed with
 //! `Durability::None` (in memory and the file's pages, not synced); `flush`
-//! commits an empty transaction with `Durability::Immediate`, which makes
-//! every earlier one durable at once: the group commit's single fsync.
+//! commits a transaction with `Durability::Immediate`, which makes every
+//! earlier one durable at once: the group commit's single fsync. Staged
+//! changes (queued writes and their status, [`Backend::stage`]) wait in
+//! memory for the next transaction, so a group of appends costs one
+//! transaction, not one each; any other call writes them first, so every
+//! read sees them. A transaction that fails drops them and says so
+//! ([`Backend::take_dropped`]): the queue then refuses those writes.
 //! redb checksums its pages and keeps two commit slots, so a torn write
 //! falls back to the last durable commit, and damage it cannot repair is an
 //! error on open rather than silently missing records.
@@ -16,7 +21,7 @@ use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableDefinitio
 use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard};
 
 /// The file name of the store inside its directory.
 pub const FILE: &str = "store.redb";
@@ -32,6 +37,51 @@ fn err(e: impl Into<redb::Error>) -> BackendError {
 pub struct RedbBackend {
     db: Arc<Database>,
     path: PathBuf,
+    staged: Arc<Staged>,
+}
+
+type Change = (Space, Vec<u8>, Option<Vec<u8>>);
+
+/// Changes waiting for the next transaction.
+#[derive(Default)]
+struct Staged {
+    /// Held for a whole write transaction, from taking the staged changes
+    /// to putting them back if it fails.
+    txn: Mutex<()>,
+    /// Held only to add or take: staging never waits for a transaction.
+    ops: Mutex<Vec<Change>>,
+    /// Staged changes a failed transaction dropped, until reported.
+    dropped: Mutex<Vec<(Space, Vec<u8>, usize)>>,
+}
+
+impl Staged {
+    fn begin(&self) -> MutexGuard<'_, ()> {
+        self.txn.lock().unwrap_or_else(|p| p.into_inner())
+    }
+    fn ops(&self) -> MutexGuard<'_, Vec<Change>> {
+        self.ops.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// Write the staged changes into `w`.
+fn write_staged(w: &redb::WriteTransaction, ops: &[Change]) -> Result<(), BackendError> {
+    for space in Space::ALL {
+        if !ops.iter().any(|(s, _, _)| *s == space) {
+            continue;
+        }
+        let mut t = w.open_table(table(space)).map_err(err)?;
+        for (_, k, v) in ops.iter().filter(|(s, _, _)| *s == space) {
+            match v {
+                Some(v) => {
+                    t.insert(k.as_slice(), v.as_slice()).map_err(err)?;
+                }
+                None => {
+                    t.remove(k.as_slice()).map_err(err)?;
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 impl RedbBackend {
@@ -67,19 +117,25 @@ impl RedbBackend {
         Ok(RedbBackend {
             db: Arc::new(db),
             path,
+            staged: Arc::default(),
         })
     }
 
-    /// One write transaction, committed without a sync.
+    /// One write transaction, committed without a sync, holding the staged
+    /// changes first.
     fn write<T>(
         &self,
         f: impl FnOnce(&redb::WriteTransaction) -> Result<T, BackendError>,
     ) -> Result<T, BackendError> {
-        let mut w = self.db.begin_write().map_err(err)?;
-        w.set_durability(Durability::None).map_err(err)?;
-        let out = f(&w)?;
-        w.commit().map_err(err)?;
-        Ok(out)
+        transaction(&self.db, &self.staged, Durability::None, f)
+    }
+
+    /// Write what is staged before a read, so that it sees it.
+    fn settle(&self) -> Result<(), BackendError> {
+        if self.staged.ops().is_empty() {
+            return Ok(());
+        }
+        transaction(&self.db, &self.staged, Durability::None, |_| Ok(()))
     }
 
     fn read<T>(
@@ -89,13 +145,55 @@ impl RedbBackend {
             &redb::ReadOnlyTable<&'static [u8], &'static [u8]>,
         ) -> Result<T, redb::StorageError>,
     ) -> Result<T, BackendError> {
+        self.settle()?;
         let r = self.db.begin_read().map_err(err)?;
         let t = r.open_table(table(space)).map_err(err)?;
         f(&t).map_err(err)
     }
 }
 
+/// One write transaction at `durability`: the staged changes, then `f`.
+/// If it fails, the staged changes it held are dropped and recorded (under
+/// the transaction's lock, so the flush after it sees them).
+fn transaction<T>(
+    db: &Database,
+    staged: &Staged,
+    durability: Durability,
+    f: impl FnOnce(&redb::WriteTransaction) -> Result<T, BackendError>,
+) -> Result<T, BackendError> {
+    let _one = staged.begin();
+    let ops = std::mem::take(&mut *staged.ops());
+    let run = || -> Result<T, BackendError> {
+        let mut w = db.begin_write().map_err(err)?;
+        w.set_durability(durability).map_err(err)?;
+        write_staged(&w, &ops)?;
+        let out = f(&w)?;
+        w.commit().map_err(err)?;
+        Ok(out)
+    };
+    let out = run();
+    if out.is_err() && !ops.is_empty() {
+        let mut dropped = staged.dropped.lock().unwrap_or_else(|p| p.into_inner());
+        dropped.extend(
+            ops.into_iter()
+                .map(|(space, key, v)| (space, key, v.map_or(0, |v| v.len()))),
+        );
+    }
+    out
+}
+
 impl Backend for RedbBackend {
+    fn stage(&self, ops: &[Op<'_>]) -> Result<(), BackendError> {
+        self.staged.ops().extend(ops.iter().map(|op| match *op {
+            Op::Insert(space, k, v) => (space, k.to_vec(), Some(v.to_vec())),
+            Op::Remove(space, k) => (space, k.to_vec(), None),
+        }));
+        Ok(())
+    }
+    fn take_dropped(&self) -> Vec<(Space, Vec<u8>, usize)> {
+        let _one = self.staged.begin();
+        std::mem::take(&mut *self.staged.dropped.lock().unwrap_or_else(|p| p.into_inner()))
+    }
     fn apply(&self, ops: &[Op<'_>]) -> Result<Vec<Option<usize>>, BackendError> {
         self.write(|w| {
             ops.iter()
@@ -152,12 +250,10 @@ impl Backend for RedbBackend {
         })
     }
     fn flush(&self) -> Pin<Box<dyn Future<Output = Result<(), BackendError>> + Send + '_>> {
-        let db = self.db.clone();
+        let (db, staged) = (self.db.clone(), self.staged.clone());
         Box::pin(async move {
             tokio::task::spawn_blocking(move || {
-                let mut w = db.begin_write().map_err(err)?;
-                w.set_durability(Durability::Immediate).map_err(err)?;
-                w.commit().map_err(err)
+                transaction(&db, &staged, Durability::Immediate, |_| Ok(()))
             })
             .await
             .map_err(|e| BackendError::Redb(e.to_string()))?

@@ -1,5 +1,10 @@
 //! The `sluice` binary: a thin shell around [`sluice::cli`].
 
+/// mimalloc instead of the C library's allocator: fewer instructions per
+/// allocation on every path (README, "Cost per write").
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() {
     let cli = sluice::cli::Cli::parse_with_defaults();
     if let Err(e) = sluice::cli::run(cli) {

@@ -135,6 +135,14 @@ pub trait Backend: Send + Sync + 'static {
     fn remove(&self, space: Space, key: &[u8]) -> Result<Option<Vec<u8>>, BackendError>;
     /// Up to `limit` entries with key >= `from`, in key order.
     fn range_from(&self, space: Space, from: &[u8], limit: usize) -> Result<Entries, BackendError>;
+    /// The least key in `space`.
+    fn first_key(&self, space: Space) -> Result<Option<Vec<u8>>, BackendError> {
+        Ok(self
+            .range_from(space, &[], 1)?
+            .into_iter()
+            .next()
+            .map(|(k, _)| k))
+    }
     /// The greatest key in `space`.
     fn last_key(&self, space: Space) -> Result<Option<Vec<u8>>, BackendError>;
     /// Count and total value bytes of `space`, by a streaming scan.

@@ -111,9 +111,10 @@ impl QueueDurability {
         let drained = self.watermark.as_ref().map(|_| {
             let first = self
                 .backend
-                .range_from(Space::Queue, &[], 1)
+                .first_key(Space::Queue)
                 .ok()
-                .and_then(|e| e.first().and_then(|(k, _)| key_seq(k)));
+                .flatten()
+                .and_then(|k| key_seq(&k));
             first.map_or(hi, |f| f.saturating_sub(1).min(hi))
         });
         Mark { hi, drained }

@@ -235,6 +235,33 @@ impl Backend for RedbBackend {
             Ok(out)
         })
     }
+    fn first_key(&self, space: Space) -> Result<Option<Vec<u8>>, BackendError> {
+        // The least of what is written and what is staged, without writing
+        // what is staged (asked before every flush).
+        let staged = {
+            let ops = self.staged.ops();
+            if ops.iter().any(|(s, _, v)| *s == space && v.is_none()) {
+                None
+            } else {
+                Some(
+                    ops.iter()
+                        .filter(|(s, _, _)| *s == space)
+                        .map(|(_, k, _)| k.clone())
+                        .min(),
+                )
+            }
+        };
+        let Some(staged) = staged else {
+            return self.read(space, |t| Ok(t.first()?.map(|(k, _)| k.value().to_vec())));
+        };
+        let r = self.db.begin_read().map_err(err)?;
+        let t = r.open_table(table(space)).map_err(err)?;
+        let written = t.first().map_err(err)?.map(|(k, _)| k.value().to_vec());
+        Ok(match (written, staged) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        })
+    }
     fn last_key(&self, space: Space) -> Result<Option<Vec<u8>>, BackendError> {
         self.read(space, |t| Ok(t.last()?.map(|(k, _)| k.value().to_vec())))
     }

@@ -1,9 +1,11 @@
 //! The text of one batch, as one multi-statement packet, and what a failure
 //! at each step of it means.
 //!
-//! The batch is `START TRANSACTION`, then for each write (or folded run):
-//! the session settings that change (`USE`, `SET NAMES`), its ledger rows,
-//! each statement, and a guard; then `COMMIT`. A client statement travels
+//! The batch is, for each write (or folded run): the session settings that
+//! change (`USE`, `SET NAMES`), its ledger rows, each statement, and a
+//! guard. The first ledger insert also begins the transaction and the last
+//! guard commits it (both compound statements), so a lone write is three
+//! statements and three answers. A client statement travels
 //! as data: `EXECUTE IMMEDIATE X'<its bytes in hex>' USING <values>`, so
 //! MariaDB's own parser draws its boundary (a prepared statement is exactly
 //! one statement) and no byte of it can end the statement or start another,
@@ -31,7 +33,7 @@
 use super::error::is_transient_code;
 use super::fold::Fold;
 use super::pool::AppliedSettings;
-use super::{ledger, literal, Clock, DbError, Phase};
+use super::{literal, Clock, DbError, Phase};
 use crate::write::{Param, SessionContext, SqlError, Write};
 
 /// The message of the guard's SIGNAL (error 1644).
@@ -45,10 +47,10 @@ pub(super) const DEADLINE_PASSED: &str =
 /// What one statement of a batch is, to make sense of its answer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Step {
-    Begin,
     /// `USE` or `SET NAMES` before write `.0`.
     Context(usize),
-    /// The ledger rows of `count` writes from `first`.
+    /// The ledger rows of `count` writes from `first` (the batch's first
+    /// also begins the transaction).
     Ledger {
         first: usize,
         count: usize,
@@ -60,12 +62,13 @@ pub(super) enum Step {
         count: usize,
         id_step: Option<u64>,
     },
-    /// The transaction is still open after the writes from `first`.
+    /// The transaction is still open after the writes from `first`; the
+    /// batch's last also checks the deadline and `commits`.
     Guard {
         first: usize,
         count: usize,
+        commits: bool,
     },
-    Commit,
 }
 
 /// How a batch spells text parameters a driver sent in the session's
@@ -110,12 +113,34 @@ pub(super) struct Batch {
     pub(super) settings: AppliedSettings,
 }
 
+/// The batch's text and steps, built in one buffer.
+struct Builder {
+    text: String,
+    steps: Vec<Step>,
+}
+
+impl Builder {
+    /// Start the next statement, for `step`: the buffer to write it into.
+    fn next(&mut self, step: Step) -> &mut String {
+        if !self.text.is_empty() {
+            self.text.push_str("\n;\n");
+        }
+        self.steps.push(step);
+        &mut self.text
+    }
+}
+
 /// Compose the batch for `writes`, starting from a connection in
 /// `settings`. [`Clock::Accepted`] pins each statement to its write's
 /// acceptance time; `folds` are the runs to send as multi-row INSERTs;
 /// `deadline` (Unix seconds by the server's clock) is when the guard stops
 /// the transaction from committing, `None` when the server's clock is not
 /// known yet.
+///
+/// The transaction begins in the statement that inserts the first ledger
+/// rows, and commits in the last guard (both compound statements): fewer
+/// answers to read, and the same steps, in the same order, as separate
+/// statements would take.
 #[allow(clippy::too_many_arguments)]
 pub(super) fn compose(
     writes: &[&Write],
@@ -128,38 +153,38 @@ pub(super) fn compose(
     deadline: Option<f64>,
 ) -> Batch {
     let mut folds = folds.into_iter().peekable();
-    let mut text = String::with_capacity(
-        writes
-            .iter()
-            .map(|w| super::wire_size(&w.statements) as usize)
-            .sum(),
-    );
-    let mut steps = Vec::new();
-    let mut push = |sql: &str, step: Step| {
-        if !text.is_empty() {
-            text.push_str("\n;\n");
-        }
-        text.push_str(sql);
-        steps.push(step);
+    let mut b = Builder {
+        text: String::with_capacity(
+            512 + writes
+                .iter()
+                .map(|w| 2 * super::wire_size(&w.statements) as usize + 160)
+                .sum::<usize>(),
+        ),
+        steps: Vec::with_capacity(3 * writes.len() + 2),
     };
-    push("START TRANSACTION", Step::Begin);
     let mut state = settings.clone();
+    let mut begun = false;
     let mut wi = 0;
     while wi < writes.len() {
         let w = writes[wi];
         for sql in state.session_changes(&w.context, default_db) {
-            push(&sql, Step::Context(wi));
+            b.next(Step::Context(wi)).push_str(&sql);
         }
-        let count = match folds.next_if(|f| f.first == wi) {
+        let fold = folds.next_if(|f| f.first == wi);
+        let count = fold.as_ref().map_or(1, |f| f.count);
+        let run = &writes[wi..wi + count];
+        let text = b.next(Step::Ledger { first: wi, count });
+        if !begun {
+            text.push_str("BEGIN NOT ATOMIC START TRANSACTION; ");
+        }
+        push_ledger_rows(text, ledger_table, run);
+        if !begun {
+            text.push_str("; END");
+            begun = true;
+        }
+        let last_write = wi + count == writes.len();
+        match fold {
             Some(f) => {
-                let run = &writes[wi..wi + f.count];
-                push(
-                    &ledger_rows(ledger_table, run),
-                    Step::Ledger {
-                        first: wi,
-                        count: f.count,
-                    },
-                );
                 // One multi-row INSERT for the run, at the first write's time
                 // (nothing in these rows depends on it).
                 let mut sql = f.head.clone().into_bytes();
@@ -170,62 +195,64 @@ pub(super) fn compose(
                     sql.extend_from_slice(&st.sql.as_bytes()[f.values.clone()]);
                     params.extend(st.params.iter());
                 }
-                push(
-                    &statement(&w.context, clock, &sql, &params, None),
-                    Step::Folded {
+                push_statement(
+                    b.next(Step::Folded {
                         first: wi,
                         count: f.count,
                         id_step: f.id_step,
-                    },
+                    }),
+                    &w.context,
+                    clock,
+                    &sql,
+                    &params,
+                    None,
                 );
-                let last = wi + f.count == writes.len();
-                push(
-                    &guard(ledger_table, run, deadline.filter(|_| last)),
-                    Step::Guard {
-                        first: wi,
-                        count: f.count,
-                    },
+                push_guard(
+                    &mut b,
+                    ledger_table,
+                    (wi, run),
+                    deadline.filter(|_| last_write),
+                    last_write,
                 );
-                f.count
             }
             None => {
-                push(
-                    &ledger_rows(ledger_table, &[w]),
-                    Step::Ledger {
-                        first: wi,
-                        count: 1,
-                    },
-                );
                 for (si, st) in w.statements.iter().enumerate() {
                     let params: Vec<&Param> = st.params.iter().collect();
-                    push(
-                        &statement(
-                            &w.context,
-                            clock,
-                            st.sql.as_bytes(),
-                            &params,
-                            (chars == CharsAs::Variables).then_some(si),
-                        ),
-                        Step::Statement(wi, si),
+                    push_statement(
+                        b.next(Step::Statement(wi, si)),
+                        &w.context,
+                        clock,
+                        st.sql.as_bytes(),
+                        &params,
+                        (chars == CharsAs::Variables).then_some(si),
                     );
-                    let last = wi + 1 == writes.len() && si + 1 == w.statements.len();
-                    push(
-                        &guard(ledger_table, &[w], deadline.filter(|_| last)),
-                        Step::Guard {
-                            first: wi,
-                            count: 1,
-                        },
+                    let last = last_write && si + 1 == w.statements.len();
+                    push_guard(
+                        &mut b,
+                        ledger_table,
+                        (wi, run),
+                        deadline.filter(|_| last),
+                        last,
                     );
                 }
-                1
             }
-        };
+        }
         wi += count;
     }
-    push("COMMIT", Step::Commit);
+    if !begun {
+        // No writes: an empty transaction, as before.
+        b.next(Step::Ledger { first: 0, count: 0 })
+            .push_str("START TRANSACTION");
+        b.next(Step::Guard {
+            first: 0,
+            count: 0,
+            commits: true,
+        })
+        .push_str("COMMIT");
+    }
     Batch {
-        text,
-        steps,
+        text: b.text,
+        steps: b.steps,
         settings: state,
     }
 }
@@ -243,70 +270,118 @@ pub(super) fn statement(
     variables: Option<usize>,
 ) -> String {
     let mut out = String::with_capacity(64 + 2 * sql.len() + 16 * params.len());
-    let mut settings = Vec::new();
+    push_statement(&mut out, ctx, clock, sql, params, variables);
+    out
+}
+
+fn push_statement(
+    out: &mut String,
+    ctx: &SessionContext,
+    clock: Clock,
+    sql: &[u8],
+    params: &[&Param],
+    variables: Option<usize>,
+) {
+    use std::fmt::Write as _;
+    let mut sep = "SET STATEMENT ";
     if let Some(m) = &ctx.sql_mode {
-        settings.push(format!("sql_mode = {}", literal::text(m)));
+        out.push_str(sep);
+        out.push_str("sql_mode = ");
+        out.push_str(&literal::text(m));
+        sep = ", ";
     }
     if let Some(tz) = &ctx.time_zone {
-        settings.push(format!("time_zone = {}", literal::text(tz)));
+        out.push_str(sep);
+        out.push_str("time_zone = ");
+        out.push_str(&literal::text(tz));
+        sep = ", ";
     }
     if clock == Clock::Accepted {
         let micros = ctx.accepted_at_micros;
-        settings.push(format!(
+        out.push_str(sep);
+        let _ = write!(
+            out,
             "timestamp = {}.{:06}",
             micros.div_euclid(1_000_000),
             micros.rem_euclid(1_000_000)
-        ));
+        );
+        sep = ", ";
     }
-    if !settings.is_empty() {
-        out.push_str("SET STATEMENT ");
-        out.push_str(&settings.join(", "));
+    if sep == ", " {
         out.push_str(" FOR ");
     }
     out.push_str("EXECUTE IMMEDIATE X'");
-    literal::push_hex(&mut out, sql);
+    literal::push_hex(out, sql);
     out.push('\'');
     let charset = ctx.charset.as_deref().unwrap_or("utf8mb4");
     for (k, p) in params.iter().enumerate() {
         out.push_str(if k == 0 { " USING " } else { ", " });
         match (variables, p) {
             (Some(si), Param::Chars(_)) => out.push_str(&chars_variable(si, k)),
-            _ => out.push_str(&literal::param(p, charset)),
+            _ => literal::push_param(out, p, charset),
         }
     }
-    out
 }
 
 /// The ledger rows of `writes`, in one INSERT.
-fn ledger_rows(ledger_table: &str, writes: &[&Write]) -> String {
-    let rows: Vec<String> = writes
-        .iter()
-        .map(|w| {
-            let key = match &w.idempotency_key {
-                Some(k) => literal::bytes(k.as_bytes()),
-                None => "NULL".into(),
-            };
-            format!("('{}', {key})", w.id)
-        })
-        .collect();
-    ledger::insert_values_sql(ledger_table, &rows)
+fn push_ledger_rows(out: &mut String, ledger_table: &str, writes: &[&Write]) {
+    use std::fmt::Write as _;
+    let _ = write!(
+        out,
+        "INSERT INTO {ledger_table} (id, idempotency_key) VALUES "
+    );
+    for (k, w) in writes.iter().enumerate() {
+        if k > 0 {
+            out.push(',');
+        }
+        let _ = write!(out, "('{}', ", w.id);
+        match &w.idempotency_key {
+            Some(key) => out.push_str(&literal::bytes(key.as_bytes())),
+            None => out.push_str("NULL"),
+        }
+        out.push(')');
+    }
 }
 
 /// Stop the batch if the transaction is no longer open (a statement
 /// committed implicitly): take back the ledger rows of `writes`, which the
-/// implicit commit made durable, and fail with [`IMPLICIT_COMMIT`].
-fn guard(ledger_table: &str, writes: &[&Write], deadline: Option<f64>) -> String {
-    let ids: Vec<String> = writes.iter().map(|w| format!("'{}'", w.id)).collect();
-    // The batch's last guard also checks the deadline: one statement, not two.
-    let late = deadline.map_or(String::new(), |d| {
-        format!(
-            " IF {SERVER_NOW} > {d:.6} THEN SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = '{DEADLINE_PASSED}'; END IF;"
-        )
+/// implicit commit made durable, and fail with [`IMPLICIT_COMMIT`]. With a
+/// `deadline`, also stop it past the deadline; with `commits`, commit.
+fn push_guard(
+    b: &mut Builder,
+    ledger_table: &str,
+    (first, writes): (usize, &[&Write]),
+    deadline: Option<f64>,
+    commits: bool,
+) {
+    use std::fmt::Write as _;
+    let out = b.next(Step::Guard {
+        first,
+        count: writes.len(),
+        commits,
     });
-    format!(
-        "BEGIN NOT ATOMIC IF @@in_transaction = 0 THEN DELETE FROM {ledger_table} WHERE id IN ({}); SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = '{IMPLICIT_COMMIT}'; END IF;{late} END",
-        ids.join(", ")
-    )
+    let _ = write!(
+        out,
+        "BEGIN NOT ATOMIC IF @@in_transaction = 0 THEN DELETE FROM {ledger_table} WHERE id IN ("
+    );
+    for (k, w) in writes.iter().enumerate() {
+        let _ = write!(out, "{}'{}'", if k == 0 { "" } else { ", " }, w.id);
+    }
+    let _ = write!(
+        out,
+        "); SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = '{IMPLICIT_COMMIT}'; END IF;"
+    );
+    // The batch's last guard also checks the deadline: one statement, not two.
+    if let Some(d) = deadline {
+        let _ = write!(
+            out,
+            " IF {SERVER_NOW} > {d:.6} THEN SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = '{DEADLINE_PASSED}'; END IF;"
+        );
+    }
+    if commits {
+        out.push_str(" COMMIT;");
+    }
+    out.push_str(" END");
 }
 
 /// The real time now by the server's clock, in Unix seconds: `@@timestamp`
@@ -334,13 +409,20 @@ pub(super) fn classify(step: Step, error: SqlError) -> DbError {
             phase: Phase::Transaction,
             error,
         },
+        // COMMIT itself refused (the guard passed): nothing committed.
+        Step::Guard { commits: true, .. } if error.message != IMPLICIT_COMMIT => {
+            DbError::Transient {
+                phase: Phase::Transaction,
+                error,
+            }
+        }
         // Whatever else stopped the guard, the write is not counted as
         // applied, and it must not run again on its own.
         Step::Guard { first, .. } => DbError::ImplicitCommit {
             write_index: first,
             error,
         },
-        Step::Commit | Step::Begin | Step::Ledger { .. } => DbError::Transient {
+        Step::Ledger { .. } => DbError::Transient {
             phase: Phase::Transaction,
             error,
         },
@@ -426,42 +508,59 @@ mod tests {
         assert_eq!(
             batch.steps,
             [
-                Step::Begin,
                 Step::Ledger { first: 0, count: 1 },
                 Step::Statement(0, 0),
-                Step::Guard { first: 0, count: 1 },
+                Step::Guard {
+                    first: 0,
+                    count: 1,
+                    commits: false
+                },
                 Step::Context(1),
                 Step::Ledger { first: 1, count: 1 },
                 Step::Statement(1, 0),
-                Step::Guard { first: 1, count: 1 },
-                Step::Commit,
+                Step::Guard {
+                    first: 1,
+                    count: 1,
+                    commits: true
+                },
             ]
         );
-        assert_eq!(parts[0], "START TRANSACTION");
-        assert!(parts[1].contains(&WriteId(1).to_string()), "{}", parts[1]);
+        // The first ledger insert begins the transaction.
+        assert!(
+            parts[0].starts_with("BEGIN NOT ATOMIC START TRANSACTION; INSERT INTO `app`.`l`"),
+            "{}",
+            parts[0]
+        );
+        assert!(parts[0].contains(&WriteId(1).to_string()), "{}", parts[0]);
         assert_eq!(
-            parts[2],
+            parts[1],
             format!(
                 "EXECUTE IMMEDIATE X'{}' USING 7",
                 hex("INSERT INTO t VALUES (?)")
             )
         );
-        assert!(parts[3].starts_with("BEGIN NOT ATOMIC IF @@in_transaction = 0"));
+        assert!(parts[2].starts_with("BEGIN NOT ATOMIC IF @@in_transaction = 0"));
+        assert!(!parts[2].contains("COMMIT"), "{}", parts[2]);
         // The second write changes database; its sql_mode rides on the statement.
-        assert_eq!(parts[4], "USE `other`");
+        assert_eq!(parts[3], "USE `other`");
+        assert!(
+            parts[4].starts_with("INSERT INTO `app`.`l`"),
+            "{}",
+            parts[4]
+        );
         assert_eq!(
-            parts[6],
+            parts[5],
             format!(
                 "SET STATEMENT sql_mode = 'ANSI_QUOTES' FOR EXECUTE IMMEDIATE X'{}' USING 'x'",
                 hex("UPDATE t SET v = ?")
             )
         );
-        assert_eq!(*parts.last().unwrap(), "COMMIT");
-        // The last guard also checks the deadline, by the server's clock.
+        // The last guard also checks the deadline, by the server's clock,
+        // and commits.
+        let last = parts.last().unwrap();
         assert!(
-            parts[parts.len() - 2].contains("> 1800000000.500000 THEN SIGNAL"),
-            "{}",
-            parts[parts.len() - 2]
+            last.contains("> 1800000000.500000 THEN SIGNAL") && last.ends_with(" COMMIT; END"),
+            "{last}"
         );
         assert_eq!(batch.settings.database.as_deref(), Some("other"));
         // The connection's own settings are untouched until the batch runs.
@@ -533,9 +632,23 @@ mod tests {
             sqlstate: "HY000".into(),
             message: String::new(),
         };
+        let commit = Step::Guard {
+            first: 0,
+            count: 1,
+            commits: true,
+        };
         assert!(matches!(
-            classify(Step::Commit, err(1062)),
+            classify(commit, err(1180)),
             DbError::Transient { .. }
+        ));
+        let implicit = SqlError {
+            code: 1644,
+            sqlstate: "45000".into(),
+            message: IMPLICIT_COMMIT.into(),
+        };
+        assert!(matches!(
+            classify(commit, implicit),
+            DbError::ImplicitCommit { .. }
         ));
         assert!(matches!(
             classify(Step::Statement(0, 0), err(1205)),

@@ -28,6 +28,35 @@ pub fn param(p: &Param, charset: &str) -> String {
     }
 }
 
+/// Append `p` as a literal (as [`param`] spells it).
+pub fn push_param(out: &mut String, p: &Param, charset: &str) {
+    use std::fmt::Write as _;
+    match p {
+        Param::Null => out.push_str("NULL"),
+        Param::Int(i) => {
+            let _ = write!(out, "{i}");
+        }
+        Param::UInt(u) => {
+            let _ = write!(out, "{u}");
+        }
+        Param::Float(f) if f.is_finite() => {
+            let _ = write!(out, "{f:e}");
+        }
+        Param::Text(t) if quotable(t) => {
+            out.reserve(t.len() + 2);
+            out.push('\'');
+            for (k, part) in t.split('\'').enumerate() {
+                if k > 0 {
+                    out.push_str("''");
+                }
+                out.push_str(part);
+            }
+            out.push('\'');
+        }
+        other => out.push_str(&param(other, charset)),
+    }
+}
+
 /// Bytes `param` takes as a literal, at most (for any character set name
 /// up to 32 bytes).
 pub fn size(p: &Param) -> usize {
@@ -89,6 +118,25 @@ pub fn push_hex(out: &mut String, b: &[u8]) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn pushed_literals_are_spelled_as_param_spells_them() {
+        for p in [
+            Param::Null,
+            Param::Int(-7),
+            Param::UInt(u64::MAX),
+            Param::Float(1.5),
+            Param::Float(f64::NAN),
+            Param::Text("it's 'quoted' ''x".into()),
+            Param::Text("a\\b é".into()),
+            Param::Chars(vec![0xb0, 0xa1]),
+            Param::Bytes(vec![0, 255]),
+        ] {
+            let mut out = String::from("x");
+            push_param(&mut out, &p, "gbk");
+            assert_eq!(out, format!("x{}", param(&p, "gbk")), "{p:?}");
+        }
+    }
 
     #[test]
     fn literals_mean_the_same_in_every_mode_and_character_set() {

@@ -143,13 +143,10 @@ impl AppliedSettings {
     ) -> Vec<String> {
         let mut out = Vec::new();
         let all = std::mem::take(&mut self.stale);
-        let want_db = ctx
-            .database
-            .clone()
-            .unwrap_or_else(|| default_db.to_string());
-        if all || self.database.as_deref() != Some(want_db.as_str()) {
-            out.push(format!("USE {}", ledger::quote_ident(&want_db)));
-            self.database = Some(want_db);
+        let want_db = ctx.database.as_deref().unwrap_or(default_db);
+        if all || self.database.as_deref() != Some(want_db) {
+            out.push(format!("USE {}", ledger::quote_ident(want_db)));
+            self.database = Some(want_db.to_string());
         }
         if all || self.charset != ctx.charset {
             out.push(format!(

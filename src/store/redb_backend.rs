@@ -192,7 +192,13 @@ impl Backend for RedbBackend {
     }
     fn take_dropped(&self) -> Vec<(Space, Vec<u8>, usize)> {
         let _one = self.staged.begin();
-        std::mem::take(&mut *self.staged.dropped.lock().unwrap_or_else(|p| p.into_inner()))
+        std::mem::take(
+            &mut *self
+                .staged
+                .dropped
+                .lock()
+                .unwrap_or_else(|p| p.into_inner()),
+        )
     }
     fn apply(&self, ops: &[Op<'_>]) -> Result<Vec<Option<usize>>, BackendError> {
         self.write(|w| {

@@ -87,12 +87,12 @@ pub async fn start(config: Config) -> Result<Running, ServerError> {
             source,
         })?;
     let stopping = CancellationToken::new();
-    let state = AppState {
+    let state: AppState = Arc::new(http::HttpState {
         engine: engine.clone(),
-        tokens: Arc::new(config.http.tokens.clone()),
-        cfg: Arc::new(config.http.clone()),
+        tokens: config.http.tokens.clone(),
+        cfg: config.http.clone(),
         stopping: stopping.clone(),
-    };
+    });
     let max_connections = config.http.max_connections;
     let app = http::router(state);
     let stop = stopping.clone();

@@ -276,7 +276,7 @@ fn sluice_config(db: &MariaDb, dir: &Path) -> Config {
         )),
         // A write queued through the MySQL front is answered as soon as it
         // is durable (the stall scenario measures that acknowledgement).
-        mysql_hold: Some("0s".into()),
+        mysql_hold: Some("1ms".into()),
         write_timeout: Some("1s".into()),
         probe_interval: Some("200ms".into()),
         probe_timeout: Some("500ms".into()),
@@ -405,6 +405,7 @@ async fn main() {
         })).collect::<Vec<Value>>(),
     });
     let out = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/e2e-bench.json");
+    let _ = std::fs::create_dir_all(out.parent().expect("a parent"));
     std::fs::write(&out, serde_json::to_string_pretty(&json).unwrap()).unwrap();
     println!("\nevery figure: {}", out.display());
 }

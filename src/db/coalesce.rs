@@ -2,12 +2,13 @@
 //! transaction and one round trip, so MariaDB begins and commits once, and
 //! inserts the group's ledger rows in one statement, for many writes.
 //!
-//! There is no timer and no background task: a write joins the pending list
-//! and competes for one of a few group slots. The write that gets a slot
-//! takes everything pending (its own write, and whatever arrived meanwhile)
-//! and applies it as one group in a task of its own, so a caller that goes
-//! away never cuts short the others. A lone write therefore goes straight
-//! out, and writes wait for a slot only when every slot is busy, which is
+//! There is no timer and no background task. A write that finds a slot free
+//! and nobody waiting goes straight out on its own, in its caller's task.
+//! Otherwise it joins the pending list and competes for one of a few group
+//! slots: the write that gets a slot takes everything pending (its own
+//! write, and whatever arrived meanwhile) and applies it as one group in a
+//! task of its own, so a caller that goes away never cuts short the
+//! others. Writes wait for a slot only when every slot is busy, which is
 //! when grouping pays.
 //!
 //! Only writes made of INSERTs are grouped: they take few locks, so holding
@@ -96,6 +97,15 @@ impl Coalescer {
     /// Apply one direct write on `db`, possibly in a group with others.
     /// The answer is the one [`Database::apply`] would give for it alone.
     pub async fn apply<A: Applier>(&self, db: &Arc<A>, write: &Write) -> Result<Applied, DbError> {
+        // Nothing else waiting and a slot free: the write goes straight
+        // out, on its own, with nothing to hand over.
+        if let Ok(permit) = self.slots.clone().try_acquire_owned() {
+            if self.lock().is_empty() {
+                let applied = db.apply_group(&[write]).await;
+                drop(permit);
+                return applied;
+            }
+        }
         let (tx, mut rx) = oneshot::channel();
         self.lock().push(Entry {
             write: write.clone(),

@@ -273,8 +273,14 @@ impl Database {
     /// beside it when there are any (see `coalesce`); the answer is the one
     /// it would get alone. It runs at its acceptance time, as a replay does,
     /// so `NOW()` is the same whichever attempt commits.
-    pub async fn apply_direct(self: &Arc<Self>, write: &Write) -> Result<Applied, DbError> {
-        if coalesce::groupable(write) {
+    /// `groupable` is [`coalesce::groupable`] of the write, which the
+    /// caller learned when it checked the write.
+    pub async fn apply_direct(
+        self: &Arc<Self>,
+        write: &Write,
+        groupable: bool,
+    ) -> Result<Applied, DbError> {
+        if groupable {
             self.coalescer.apply(self, write).await
         } else {
             self.apply(&[write], Clock::Accepted).await

@@ -17,7 +17,7 @@ use tokio::sync::oneshot;
 impl Engine {
     /// Accept a write: apply it directly or queue it, and answer honestly.
     pub async fn submit(&self, req: WriteRequest) -> Result<Submitted, EngineError> {
-        validate::validate(
+        let shape = validate::validate(
             &req.statements,
             &req.context,
             req.idempotency_key.as_deref(),
@@ -56,7 +56,8 @@ impl Engine {
                 },
             )?;
         }
-        self.dispatch(build_write(id, &req), req.wait, Origin::Client)
+        let wait = req.wait;
+        self.dispatch_shaped(into_write(id, req), wait, Origin::Client, Some(shape))
             .await
     }
 
@@ -76,8 +77,9 @@ impl Engine {
         id: WriteId,
         req: WriteRequest,
     ) -> Result<Submitted, EngineError> {
-        validate::validate(&req.statements, &req.context, None)?;
-        self.dispatch(build_write(id, &req), req.wait, Origin::Client)
+        let shape = validate::validate(&req.statements, &req.context, None)?;
+        let wait = req.wait;
+        self.dispatch_shaped(into_write(id, req), wait, Origin::Client, Some(shape))
             .await
     }
 
@@ -137,9 +139,20 @@ impl Engine {
         wait: Duration,
         origin: Origin,
     ) -> Result<Submitted, EngineError> {
+        self.dispatch_shaped(write, wait, origin, None).await
+    }
+
+    /// [`Self::dispatch`], with the shape validation found (`None`: read
+    /// it again where it is needed).
+    async fn dispatch_shaped(
+        &self,
+        write: Write,
+        wait: Duration,
+        origin: Origin,
+        shape: Option<validate::Shape>,
+    ) -> Result<Submitted, EngineError> {
         let id = write.id;
         // Decide under the mode lock: queue if anything is (or may be) queued.
-        let rx = self.register(id);
         let queued = loop {
             let mut changes = self.inner.mode.subscribe();
             let hold = {
@@ -149,7 +162,9 @@ impl Engine {
                 }
                 match self.inner.closing_until() {
                     Some(until) if guard.mode == Mode::Draining => until,
-                    _ => break Some(self.append(&write, false, None)),
+                    // Waiting for the drain's answer from before the entry
+                    // exists, so it cannot be missed.
+                    _ => break Some((self.register(id), self.append(&write, false, None))),
                 }
             };
             // The drain is applying the last of the queue: wait for it to
@@ -160,9 +175,8 @@ impl Engine {
                 _ = tokio::time::sleep_until(hold) => {}
             }
         };
-        match queued {
-            Some(appended) => return self.after_append(id, rx, appended, false, wait).await,
-            None => self.unregister(id),
+        if let Some((rx, appended)) = queued {
+            return self.after_append(id, rx, appended, false, wait).await;
         }
 
         let db = self.inner.db();
@@ -170,7 +184,11 @@ impl Engine {
         let applied = if origin == Origin::DeadLetterRetry {
             db.apply(&[&write], Clock::Accepted).await
         } else {
-            db.apply_direct(&write).await
+            let groupable = shape.map_or_else(
+                || crate::db::coalesce::groupable(&write),
+                |s| s.inserts_only,
+            );
+            db.apply_direct(&write, groupable).await
         };
         if applied.is_ok() {
             self.inner.latencies.direct.observe(started.elapsed());
@@ -348,6 +366,23 @@ impl Engine {
             Ok(false) => Ok(None),
             Err(e) => Err(EngineError::LedgerUnavailable(e)),
         }
+    }
+}
+
+/// The write `req` asks for, under `id` (the request is spent).
+fn into_write(id: WriteId, req: WriteRequest) -> Write {
+    Write {
+        id,
+        statements: req.statements,
+        context: write::SessionContext {
+            database: req.context.database,
+            sql_mode: req.context.sql_mode,
+            time_zone: req.context.time_zone,
+            charset: req.context.charset,
+            accepted_at_micros: write::now_micros(),
+        },
+        idempotency_key: req.idempotency_key,
+        ordering_key: req.ordering_key,
     }
 }
 

@@ -55,11 +55,19 @@ pub enum Rejection {
     IdempotencyKey,
 }
 
+/// What checking a write learned about it, so nothing reads it twice.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Shape {
+    /// Every statement is an INSERT (such a write may share a
+    /// transaction with others: see `db::coalesce`).
+    pub inserts_only: bool,
+}
+
 pub fn validate(
     statements: &[Statement],
     ctx: &RequestContext,
     idempotency_key: Option<&str>,
-) -> Result<(), EngineError> {
+) -> Result<Shape, EngineError> {
     check(statements, ctx, idempotency_key).map_err(EngineError::Invalid)
 }
 
@@ -67,7 +75,7 @@ fn check(
     statements: &[Statement],
     ctx: &RequestContext,
     idempotency_key: Option<&str>,
-) -> Result<(), Rejection> {
+) -> Result<Shape, Rejection> {
     if statements.is_empty() {
         return Err(Rejection::NoStatements);
     }
@@ -77,9 +85,11 @@ fn check(
         });
     }
     let dialect = Dialect::of_session(ctx.sql_mode.as_deref(), ctx.charset.as_deref());
+    let mut inserts_only = true;
     for (i, st) in statements.iter().enumerate() {
         let statement = i + 1;
         let scan = sql::scan(st.sql.as_bytes(), dialect);
+        inserts_only &= scan.keyword == "INSERT";
         if scan.unterminated {
             return Err(Rejection::Unterminated { statement });
         }
@@ -150,7 +160,7 @@ fn check(
             return Err(Rejection::IdempotencyKey);
         }
     }
-    Ok(())
+    Ok(Shape { inserts_only })
 }
 
 #[cfg(test)]

@@ -45,11 +45,14 @@ pub struct HttpConfig {
     pub max_wait: Duration,
 }
 
-#[derive(Clone)]
-pub struct AppState {
+/// What every handler shares, behind one `Arc`: axum clones the state
+/// for every request and every layer, and a clone is then one counter.
+pub type AppState = Arc<HttpState>;
+
+pub struct HttpState {
     pub engine: Engine,
-    pub tokens: Arc<Vec<String>>,
-    pub cfg: Arc<HttpConfig>,
+    pub tokens: Vec<String>,
+    pub cfg: HttpConfig,
     pub stopping: CancellationToken,
 }
 
@@ -57,38 +60,44 @@ pub struct AppState {
 pub fn router(state: AppState) -> Router {
     let concurrency = state.cfg.concurrency;
     let max_body = state.cfg.max_body_bytes;
-    let v1 = Router::new()
-        .route("/writes", post(writes::submit))
-        .route("/writes/{id}", get(writes::lookup))
-        .route("/status", get(status))
-        .route("/status/history", get(history))
-        .route_layer(axum::middleware::from_fn_with_state(
+    // Full paths rather than nested routers: one route lookup per request.
+    let mut v1 = Router::new()
+        .route("/v1/writes", post(writes::submit))
+        .route("/v1/writes/{id}", get(writes::lookup))
+        .route("/v1/status", get(status))
+        .route("/v1/status/history", get(history));
+    if !state.tokens.is_empty() {
+        v1 = v1.route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             auth::require_token,
         ));
+    }
     let admin = Router::new()
-        .route("/status", get(admin::status))
-        .route("/queue", get(admin::queue))
-        .route("/queue/export", get(admin::export))
-        .route("/queue/{reference}", get(admin::queued_write))
-        .route("/dead", get(admin::dead))
+        .route("/admin/v1/status", get(admin::status))
+        .route("/admin/v1/queue", get(admin::queue))
+        .route("/admin/v1/queue/export", get(admin::export))
+        .route("/admin/v1/queue/{reference}", get(admin::queued_write))
+        .route("/admin/v1/dead", get(admin::dead))
         .route(
-            "/dead/{reference}",
+            "/admin/v1/dead/{reference}",
             get(admin::dead_letter).delete(admin::drop_dead),
         )
-        .route("/dead/{reference}/retry", post(admin::retry_dead))
-        .route("/drain/pause", post(admin::pause))
-        .route("/drain/resume", post(admin::resume))
-        .route("/failover", post(admin::failover))
-        .route("/failback", post(admin::failback))
-        .route("/failover/resolve-errant", post(admin::resolve_errant))
+        .route("/admin/v1/dead/{reference}/retry", post(admin::retry_dead))
+        .route("/admin/v1/drain/pause", post(admin::pause))
+        .route("/admin/v1/drain/resume", post(admin::resume))
+        .route("/admin/v1/failover", post(admin::failover))
+        .route("/admin/v1/failback", post(admin::failback))
+        .route(
+            "/admin/v1/failover/resolve-errant",
+            post(admin::resolve_errant),
+        )
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             auth::require_admin,
         ));
     let routes = Router::new()
-        .nest("/v1", v1)
-        .nest("/admin/v1", admin)
+        .merge(v1)
+        .merge(admin)
         .route("/metrics", get(metrics))
         .route("/healthz", get(healthz))
         .route("/status", get(status_page))

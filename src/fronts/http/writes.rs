@@ -19,7 +19,7 @@ use std::time::Duration;
 #[serde(deny_unknown_fields)]
 struct WriteBody {
     sql: Option<String>,
-    params: Option<Vec<Value>>,
+    params: Option<Vec<ParamBody>>,
     statements: Option<Vec<StatementBody>>,
     database: Option<String>,
     sql_mode: Option<String>,
@@ -34,43 +34,94 @@ struct WriteBody {
 struct StatementBody {
     sql: String,
     #[serde(default)]
-    params: Vec<Value>,
+    params: Vec<ParamBody>,
 }
 
-fn param(v: &Value, st: usize, i: usize) -> Result<Param, ApiError> {
-    Ok(match v {
-        Value::Null => Param::Null,
-        Value::Bool(b) => Param::Int(i64::from(*b)),
-        Value::Number(n) => {
-            if let Some(i) = n.as_i64() {
-                Param::Int(i)
-            } else if let Some(u) = n.as_u64() {
-                Param::UInt(u)
-            } else {
-                Param::Float(n.as_f64().unwrap_or(f64::NAN))
+/// One JSON parameter, read straight into its value (no JSON tree): null,
+/// a boolean, a number or a string; an array or object is kept as such
+/// only to be refused with its position.
+#[derive(Debug)]
+enum ParamBody {
+    Value(Param),
+    Nested,
+}
+
+impl<'de> Deserialize<'de> for ParamBody {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visit;
+        impl<'de> serde::de::Visitor<'de> for Visit {
+            type Value = ParamBody;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("null, a boolean, a number or a string")
+            }
+            fn visit_unit<E>(self) -> Result<ParamBody, E> {
+                Ok(ParamBody::Value(Param::Null))
+            }
+            fn visit_none<E>(self) -> Result<ParamBody, E> {
+                Ok(ParamBody::Value(Param::Null))
+            }
+            fn visit_bool<E>(self, b: bool) -> Result<ParamBody, E> {
+                Ok(ParamBody::Value(Param::Int(i64::from(b))))
+            }
+            fn visit_i64<E>(self, i: i64) -> Result<ParamBody, E> {
+                Ok(ParamBody::Value(Param::Int(i)))
+            }
+            fn visit_u64<E>(self, u: u64) -> Result<ParamBody, E> {
+                Ok(ParamBody::Value(match i64::try_from(u) {
+                    Ok(i) => Param::Int(i),
+                    Err(_) => Param::UInt(u),
+                }))
+            }
+            fn visit_f64<E>(self, f: f64) -> Result<ParamBody, E> {
+                Ok(ParamBody::Value(Param::Float(f)))
+            }
+            fn visit_str<E>(self, s: &str) -> Result<ParamBody, E> {
+                Ok(ParamBody::Value(Param::Text(s.to_string())))
+            }
+            fn visit_string<E>(self, s: String) -> Result<ParamBody, E> {
+                Ok(ParamBody::Value(Param::Text(s)))
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut a: A,
+            ) -> Result<ParamBody, A::Error> {
+                while a.next_element::<serde::de::IgnoredAny>()?.is_some() {}
+                Ok(ParamBody::Nested)
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut a: A,
+            ) -> Result<ParamBody, A::Error> {
+                while a
+                    .next_entry::<serde::de::IgnoredAny, serde::de::IgnoredAny>()?
+                    .is_some()
+                {}
+                Ok(ParamBody::Nested)
             }
         }
-        Value::String(s) => Param::Text(s.clone()),
-        Value::Array(_) | Value::Object(_) => {
-            return Err(ApiError::bad_request(format!(
-                "statement {st} parameter {i} is an array or object; parameters must be null, booleans, numbers or strings"
-            )))
-        }
-    })
+        d.deserialize_any(Visit)
+    }
 }
 
-fn statements(body: &WriteBody) -> Result<Vec<Statement>, ApiError> {
-    let list: Vec<(&str, &[Value])> = match (&body.sql, &body.statements) {
-        (Some(sql), None) => vec![(sql.as_str(), body.params.as_deref().unwrap_or(&[]))],
+fn param(v: ParamBody, st: usize, i: usize) -> Result<Param, ApiError> {
+    match v {
+        ParamBody::Value(p) => Ok(p),
+        ParamBody::Nested => Err(ApiError::bad_request(format!(
+            "statement {st} parameter {i} is an array or object; parameters must be null, booleans, numbers or strings"
+        ))),
+    }
+}
+
+fn statements(body: &mut WriteBody) -> Result<Vec<Statement>, ApiError> {
+    let list: Vec<(String, Vec<ParamBody>)> = match (body.sql.take(), body.statements.take()) {
+        (Some(sql), None) => vec![(sql, body.params.take().unwrap_or_default())],
         (None, Some(list)) => {
             if body.params.is_some() {
                 return Err(ApiError::bad_request(
                     "\"params\" belongs inside each entry of \"statements\"",
                 ));
             }
-            list.iter()
-                .map(|s| (s.sql.as_str(), s.params.as_slice()))
-                .collect()
+            list.into_iter().map(|s| (s.sql, s.params)).collect()
         }
         (Some(_), Some(_)) => {
             return Err(ApiError::bad_request(
@@ -89,7 +140,7 @@ fn statements(body: &WriteBody) -> Result<Vec<Statement>, ApiError> {
             Ok(Statement {
                 sql: sql.into(),
                 params: params
-                    .iter()
+                    .into_iter()
                     .enumerate()
                     .map(|(i, v)| param(v, n + 1, i + 1))
                     .collect::<Result<_, _>>()?,
@@ -147,10 +198,10 @@ async fn submit_inner(
             ));
         }
     }
-    let parsed: WriteBody = serde_json::from_slice(&body).map_err(|e| {
+    let mut parsed: WriteBody = serde_json::from_slice(&body).map_err(|e| {
         ApiError::bad_request(format!("the body is not a valid write request: {e}"))
     })?;
-    let statements = statements(&parsed)?;
+    let statements = statements(&mut parsed)?;
     let idempotency_key = header_text(headers, "idempotency-key")?.map(str::to_string);
     let respond_async = header_text(headers, "prefer")?
         .map(|p| {
@@ -181,13 +232,34 @@ async fn submit_inner(
         wait: if respond_async { Duration::ZERO } else { wait },
     };
     match s.engine.submit(req).await.map_err(rescue)? {
+        Submitted::Applied {
+            id,
+            results: Some(results),
+        } => Ok((
+            StatusCode::OK,
+            Json(Applied {
+                id: id.to_string(),
+                status: "applied",
+                results: results
+                    .iter()
+                    .map(|x| ResultBody {
+                        rows_affected: x.rows_affected,
+                        last_insert_id: x.last_insert_id,
+                    })
+                    .collect(),
+            }),
+        )
+            .into_response()),
         Submitted::Applied { id, results } => {
             Ok((StatusCode::OK, Json(applied_json(id, results.as_deref()))).into_response())
         }
         Submitted::Queued { id, .. } => {
             let mut resp = (
                 StatusCode::ACCEPTED,
-                Json(json!({ "id": id.to_string(), "status": "queued" })),
+                Json(Queued {
+                    id: id.to_string(),
+                    status: "queued",
+                }),
             )
                 .into_response();
             if let Ok(v) = HeaderValue::from_str(&format!("/v1/writes/{id}")) {
@@ -196,6 +268,27 @@ async fn submit_inner(
             Ok(resp)
         }
     }
+}
+
+/// The answer to an applied write, typed (the same JSON as
+/// [`applied_json`] with results).
+#[derive(serde::Serialize)]
+struct Applied {
+    id: String,
+    status: &'static str,
+    results: Vec<ResultBody>,
+}
+
+#[derive(serde::Serialize)]
+struct ResultBody {
+    rows_affected: u64,
+    last_insert_id: Option<u64>,
+}
+
+#[derive(serde::Serialize)]
+struct Queued {
+    id: String,
+    status: &'static str,
 }
 
 fn applied_json(id: WriteId, results: Option<&[crate::write::StatementResult]>) -> Value {

@@ -326,10 +326,9 @@ fn push_statement(
 /// The ledger rows of `writes`, in one INSERT.
 fn push_ledger_rows(out: &mut String, ledger_table: &str, writes: &[&Write]) {
     use std::fmt::Write as _;
-    let _ = write!(
-        out,
-        "INSERT INTO {ledger_table} (id, idempotency_key) VALUES "
-    );
+    out.push_str("INSERT INTO ");
+    out.push_str(ledger_table);
+    out.push_str(" (id, idempotency_key) VALUES ");
     for (k, w) in writes.iter().enumerate() {
         if k > 0 {
             out.push(',');
@@ -360,23 +359,33 @@ fn push_guard(
         count: writes.len(),
         commits,
     });
-    let _ = write!(
-        out,
-        "BEGIN NOT ATOMIC IF @@in_transaction = 0 THEN DELETE FROM {ledger_table} WHERE id IN ("
-    );
+    out.push_str("BEGIN NOT ATOMIC IF @@in_transaction = 0 THEN DELETE FROM ");
+    out.push_str(ledger_table);
+    out.push_str(" WHERE id IN (");
     for (k, w) in writes.iter().enumerate() {
-        let _ = write!(out, "{}'{}'", if k == 0 { "" } else { ", " }, w.id);
+        if k > 0 {
+            out.push_str(", ");
+        }
+        let _ = write!(out, "'{}'", w.id);
     }
-    let _ = write!(
-        out,
-        "); SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = '{IMPLICIT_COMMIT}'; END IF;"
-    );
+    out.push_str("); SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = '");
+    out.push_str(IMPLICIT_COMMIT);
+    out.push_str("'; END IF;");
     // The batch's last guard also checks the deadline: one statement, not two.
     if let Some(d) = deadline {
+        out.push_str(" IF ");
+        out.push_str(SERVER_NOW);
+        // Whole microseconds, without float formatting.
+        let micros = (d * 1e6).round() as i64;
         let _ = write!(
             out,
-            " IF {SERVER_NOW} > {d:.6} THEN SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = '{DEADLINE_PASSED}'; END IF;"
+            " > {}.{:06}",
+            micros.div_euclid(1_000_000),
+            micros.rem_euclid(1_000_000)
         );
+        out.push_str(" THEN SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = '");
+        out.push_str(DEADLINE_PASSED);
+        out.push_str("'; END IF;");
     }
     if commits {
         out.push_str(" COMMIT;");

@@ -35,13 +35,16 @@ impl Charset {
     /// The class of the character set MariaDB names `name` (a character
     /// set or collation name, any case).
     pub fn named(name: &str) -> Charset {
-        let name = name.trim().to_ascii_lowercase();
-        let set = name.split('_').next().unwrap_or("");
-        match set {
-            "gbk" => Charset::Gbk,
-            "big5" => Charset::Big5,
-            "sjis" | "cp932" => Charset::Sjis,
-            _ => Charset::AsciiSafe,
+        let set = name.trim().split('_').next().unwrap_or("");
+        let is = |n: &str| set.eq_ignore_ascii_case(n);
+        if is("gbk") {
+            Charset::Gbk
+        } else if is("big5") {
+            Charset::Big5
+        } else if is("sjis") || is("cp932") {
+            Charset::Sjis
+        } else {
+            Charset::AsciiSafe
         }
     }
 
@@ -93,12 +96,9 @@ impl Dialect {
     /// The dialect of a session with `sql_mode` and client character set
     /// `charset` (`None`: MariaDB's defaults, no quoting flags and utf8mb4).
     pub fn of_session(sql_mode: Option<&str>, charset: Option<&str>) -> Dialect {
-        let modes: Vec<String> = sql_mode
-            .unwrap_or("")
-            .split(',')
-            .map(|m| m.trim().to_ascii_uppercase())
-            .collect();
-        let has = |m: &str| modes.iter().any(|x| x == m);
+        // Read in place: this runs for every statement a client sends.
+        let modes = sql_mode.unwrap_or("");
+        let has = |m: &str| modes.split(',').any(|x| x.trim().eq_ignore_ascii_case(m));
         Dialect {
             no_backslash_escapes: has("NO_BACKSLASH_ESCAPES"),
             // ANSI is a combination mode that includes ANSI_QUOTES.

@@ -69,23 +69,23 @@ pub struct Budget {
 pub const BUDGETS: [Budget; 4] = [
     Budget {
         path: CostPath::MysqlDirect,
-        instructions: 92_000,
-        allocations: 95,
+        instructions: 52_000,
+        allocations: 42,
     },
     Budget {
         path: CostPath::HttpDirect,
-        instructions: 138_000,
-        allocations: 153,
+        instructions: 80_000,
+        allocations: 60,
     },
     Budget {
         path: CostPath::HttpQueued,
-        instructions: 300_000,
-        allocations: 286,
+        instructions: 150_000,
+        allocations: 160,
     },
     Budget {
         path: CostPath::Drain,
-        instructions: 49_000,
-        allocations: 58,
+        instructions: 38_000,
+        allocations: 45,
     },
 ];
 

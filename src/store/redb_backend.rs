@@ -46,7 +46,7 @@ type Change = (Space, Vec<u8>, Option<Vec<u8>>);
 #[derive(Default)]
 struct Staged {
     /// Held for a whole write transaction, from taking the staged changes
-    /// to putting them back if it fails.
+    /// to recording them dropped if it fails.
     txn: Mutex<()>,
     /// Held only to add or take: staging never waits for a transaction.
     ops: Mutex<Vec<Change>>,

@@ -231,11 +231,16 @@ pub struct RequestContext {
 impl RequestContext {
     /// The context a write accepted at `accepted_at_micros` runs with.
     pub fn at(&self, accepted_at_micros: i64) -> SessionContext {
+        self.clone().into_at(accepted_at_micros)
+    }
+
+    /// [`RequestContext::at`], spending the request's context.
+    pub fn into_at(self, accepted_at_micros: i64) -> SessionContext {
         SessionContext {
-            database: self.database.clone(),
-            sql_mode: self.sql_mode.clone(),
-            time_zone: self.time_zone.clone(),
-            charset: self.charset.clone(),
+            database: self.database,
+            sql_mode: self.sql_mode,
+            time_zone: self.time_zone,
+            charset: self.charset,
             accepted_at_micros,
         }
     }

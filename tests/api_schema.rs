@@ -56,7 +56,11 @@ async fn schemathesis_finds_nothing_against_the_running_server() {
         .unwrap();
     assert_eq!(
         tables,
-        vec![Some("sluice_applied".to_string()), Some("t".to_string())]
+        vec![
+            Some("sluice_applied".to_string()),
+            Some("sluice_applied_keys".to_string()),
+            Some("t".to_string())
+        ]
     );
     s.wait_mode("direct", Duration::from_secs(10)).await;
 }

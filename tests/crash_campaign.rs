@@ -66,6 +66,7 @@ async fn campaign(db: &sluice::testkit::MariaDb, engine: &str, rounds: u32, seed
     db.exec("DELETE FROM t").await.unwrap();
     // The ledger exists once sluice has run.
     let _ = db.exec("DELETE FROM sluice_applied").await;
+    let _ = db.exec("DELETE FROM sluice_applied_keys").await;
     let dir = tempfile::tempdir().unwrap();
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()

@@ -35,18 +35,26 @@ async fn a_replay_racing_its_in_flight_original_applies_once() {
     };
     // Both in flight at once: the original's COMMIT waiting for the commit
     // lock, and the replay's ledger insert waiting on the original's row lock.
-    eventually("original COMMIT and replayed ledger insert both in flight", Duration::from_secs(20), || async {
-        let commits = count(&db, "SELECT COUNT(*) FROM information_schema.processlist WHERE info = 'COMMIT'").await;
-        let replays = count(
-            &db,
-            // The replay's ledger rows are literals; the health probe's
-            // single-row insert is a prepared `VALUES (?,?)` and must not count.
-            "SELECT COUNT(*) FROM information_schema.processlist \
-             WHERE info LIKE 'INSERT INTO `app`.`sluice_applied` (id, idempotency_key) VALUES (''%'",
-        )
-        .await;
-        (commits >= 1 && replays >= 1).then_some(())
-    })
+    eventually(
+        "original COMMIT and replayed ledger insert both in flight",
+        Duration::from_secs(20),
+        || async {
+            let commits = count(
+                &db,
+                "SELECT COUNT(*) FROM information_schema.processlist WHERE info = 'COMMIT'",
+            )
+            .await;
+            let replays = count(
+                &db,
+                // The replay's ledger rows are literals; the health probe's
+                // single-row insert is a prepared `VALUES (?,?)` and must not count.
+                "SELECT COUNT(*) FROM information_schema.processlist \
+             WHERE info LIKE 'INSERT INTO `app`.`sluice_applied` (id) VALUES (''%'",
+            )
+            .await;
+            (commits >= 1 && replays >= 1).then_some(())
+        },
+    )
     .await;
     hold.release().await.unwrap();
 

@@ -1,5 +1,6 @@
 //! Running sluice: it starts while MariaDB is down (and simply buffers), it
-//! prunes the ledger after the retention period, and it sheds load rather than
+//! prunes the ledger after the retention period, it moves an earlier
+//! release's ledger to the current layout, and it sheds load rather than
 //! queueing requests in memory.
 
 mod support;
@@ -53,16 +54,119 @@ async fn ledger_rows_are_pruned_after_the_retention_period() {
         assert_eq!(code, 200);
     }
     assert_eq!(count(&db, "SELECT COUNT(*) FROM sluice_applied").await, 5);
-    eventually("ledger pruned", Duration::from_secs(15), || async {
-        (count(&db, "SELECT COUNT(*) FROM sluice_applied").await == 0).then_some(())
-    })
+    assert_eq!(
+        count(&db, "SELECT COUNT(*) FROM sluice_applied_keys").await,
+        5
+    );
+    // The prune finds rows by id range but goes by when each was applied:
+    // a write accepted long ago and applied just now (a long queue) stays.
+    let old_id = |secs_ago: u64| {
+        let ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as u64
+            - secs_ago * 1000;
+        sluice::write::WriteId::floor_at_millis(ms).to_string()
+    };
+    let late = old_id(3600);
+    db.exec(&format!(
+        "INSERT INTO sluice_applied (id, applied_at) VALUES ('{late}', NOW(6) + INTERVAL 1 HOUR)"
+    ))
+    .await
+    .unwrap();
+    eventually(
+        "ledger and keys pruned",
+        Duration::from_secs(15),
+        || async {
+            (count(&db, "SELECT COUNT(*) FROM sluice_applied").await == 1
+                && count(&db, "SELECT COUNT(*) FROM sluice_applied_keys").await == 0)
+                .then_some(())
+        },
+    )
     .await;
+    assert_eq!(
+        db.query_strings("SELECT id FROM sluice_applied")
+            .await
+            .unwrap(),
+        vec![Some(late)],
+        "a row applied after the cutoff was pruned for its old id"
+    );
     let status = s.status().await;
     assert!(
         status["counters"]["ledger_pruned"].as_u64().unwrap() >= 5,
         "{status}"
     );
     assert_eq!(rows(&db).await.len(), 5, "pruning touched application data");
+}
+
+/// A ledger an earlier release created (an idempotency key column with a
+/// unique index, and an index on the commit time) is moved to the current
+/// layout when sluice starts: keys to the keys table, the ledger down to its
+/// primary key. What it proved still holds: a replayed id is skipped and a
+/// used key names its original write.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_ledger_from_an_earlier_release_is_migrated_and_still_proves() {
+    let db = mariadb_with_table().await;
+    db.exec(
+        "CREATE TABLE sluice_applied (\
+           id CHAR(26) CHARACTER SET ascii NOT NULL PRIMARY KEY,\
+           idempotency_key VARBINARY(255) NULL,\
+           applied_at TIMESTAMP(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6),\
+           UNIQUE KEY idempotency_key (idempotency_key),\
+           KEY applied_at (applied_at)\
+         ) ENGINE=InnoDB",
+    )
+    .await
+    .unwrap();
+    let keyed = sluice::write::WriteId::floor_at_millis(1_790_000_000_000).to_string();
+    let plain = sluice::write::WriteId::floor_at_millis(1_790_000_000_001).to_string();
+    db.exec(&format!(
+        "INSERT INTO sluice_applied (id, idempotency_key) VALUES ('{keyed}', 'order-7'), ('{plain}', NULL)"
+    ))
+    .await
+    .unwrap();
+
+    let (s, _dir) = direct_sluice_with(&db, |_| {}).await;
+    let layout = |sql: &'static str| {
+        let db = &db;
+        async move { db.query_strings(sql).await.unwrap() }
+    };
+    assert_eq!(
+        layout("SELECT column_name FROM information_schema.columns WHERE table_schema = 'app' AND table_name = 'sluice_applied' ORDER BY ordinal_position").await,
+        vec![Some("id".to_string()), Some("applied_at".to_string())]
+    );
+    assert_eq!(
+        layout("SELECT DISTINCT index_name FROM information_schema.statistics WHERE table_schema = 'app' AND table_name = 'sluice_applied'").await,
+        vec![Some("PRIMARY".to_string())]
+    );
+    assert_eq!(
+        layout("SELECT CONCAT(id, '/', idempotency_key) FROM sluice_applied_keys").await,
+        vec![Some(format!("{keyed}/order-7"))]
+    );
+
+    // The key the old ledger held names its write; nothing runs again.
+    let (code, body) = s
+        .write_with(insert(1, 1), &[("Idempotency-Key", "order-7")])
+        .await;
+    assert_eq!(
+        (code, body["id"].as_str()),
+        (200, Some(keyed.as_str())),
+        "{body}"
+    );
+    assert_eq!(count(&db, "SELECT COUNT(*) FROM t").await, 0);
+    // New writes, with a key and without, land in the new layout.
+    let (code, body) = s
+        .write_with(insert(1, 2), &[("Idempotency-Key", "order-8")])
+        .await;
+    assert_eq!(code, 200, "{body}");
+    let (code, body) = s.write(insert(1, 3)).await;
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(rows(&db).await, vec![(1, 2), (1, 3)]);
+    assert_eq!(count(&db, "SELECT COUNT(*) FROM sluice_applied").await, 4);
+    assert_eq!(
+        count(&db, "SELECT COUNT(*) FROM sluice_applied_keys").await,
+        2
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

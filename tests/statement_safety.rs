@@ -92,7 +92,7 @@ async fn state(db: &MariaDb) -> (Vec<Option<String>>, Vec<Option<String>>) {
         .unwrap();
     let tables = db
         .query_strings(
-            "SELECT table_name FROM information_schema.tables WHERE table_schema = 'app' AND table_name <> 'sluice_applied' ORDER BY 1",
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = 'app' AND table_name NOT IN ('sluice_applied', 'sluice_applied_keys') ORDER BY 1",
         )
         .await
         .unwrap();
@@ -398,10 +398,12 @@ async fn an_implicit_commit_in_a_batch_counts_for_no_write() {
         )
         .unwrap();
         let ids = sluice::write::IdGenerator::default();
-        for sql in [
-            "INSERT INTO t (client, seq) VALUES (7, 1)",
-            "CREATE TABLE pwn (x INT)",
-            "INSERT INTO t (client, seq) VALUES (7, 2)",
+        // Each under an idempotency key: the DDL write's key row is taken
+        // back with its ledger row.
+        for (key, sql) in [
+            ("k1", "INSERT INTO t (client, seq) VALUES (7, 1)"),
+            ("k2", "CREATE TABLE pwn (x INT)"),
+            ("k3", "INSERT INTO t (client, seq) VALUES (7, 2)"),
         ] {
             let write = sluice::write::Write {
                 id: ids.next(),
@@ -413,7 +415,7 @@ async fn an_implicit_commit_in_a_batch_counts_for_no_write() {
                     accepted_at_micros: sluice::write::now_micros(),
                     ..Default::default()
                 },
-                idempotency_key: None,
+                idempotency_key: Some(key.into()),
                 ordering_key: None,
             };
             store
@@ -441,6 +443,13 @@ async fn an_implicit_commit_in_a_batch_counts_for_no_write() {
         count(&db, "SELECT COUNT(*) FROM sluice_applied").await,
         2,
         "only the two inserts are in the ledger"
+    );
+    assert_eq!(
+        db.query_strings("SELECT idempotency_key FROM sluice_applied_keys ORDER BY 1")
+            .await
+            .unwrap(),
+        vec![Some("k1".to_string()), Some("k3".to_string())],
+        "only the two inserts' keys are kept"
     );
     assert_eq!(status["queue"]["depth"], 0, "{status}");
 }

@@ -105,6 +105,13 @@ fn chars_variable(statement: usize, param: usize) -> String {
     format!("@sluice_c{statement}_{param}")
 }
 
+/// The ledger's two tables, qualified and quoted.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Ledger<'a> {
+    pub(super) table: &'a str,
+    pub(super) keys: &'a str,
+}
+
 /// A composed batch: the text to send, what each of its statements is, and
 /// the session settings the connection has once it ran.
 pub(super) struct Batch {
@@ -147,7 +154,7 @@ pub(super) fn compose(
     folds: Vec<Fold>,
     settings: &AppliedSettings,
     default_db: &str,
-    ledger_table: &str,
+    ledger: Ledger<'_>,
     clock: Clock,
     chars: CharsAs,
     deadline: Option<f64>,
@@ -174,11 +181,14 @@ pub(super) fn compose(
         let count = fold.as_ref().map_or(1, |f| f.count);
         let run = &writes[wi..wi + count];
         let text = b.next(Step::Ledger { first: wi, count });
+        let keyed = run.iter().any(|w| w.idempotency_key.is_some());
         if !begun {
             text.push_str("BEGIN NOT ATOMIC START TRANSACTION; ");
+        } else if keyed {
+            text.push_str("BEGIN NOT ATOMIC ");
         }
-        push_ledger_rows(text, ledger_table, run);
-        if !begun {
+        push_ledger_rows(text, ledger, run);
+        if !begun || keyed {
             text.push_str("; END");
             begun = true;
         }
@@ -209,7 +219,7 @@ pub(super) fn compose(
                 );
                 push_guard(
                     &mut b,
-                    ledger_table,
+                    ledger,
                     (wi, run),
                     deadline.filter(|_| last_write),
                     last_write,
@@ -227,13 +237,7 @@ pub(super) fn compose(
                         (chars == CharsAs::Variables).then_some(si),
                     );
                     let last = last_write && si + 1 == w.statements.len();
-                    push_guard(
-                        &mut b,
-                        ledger_table,
-                        (wi, run),
-                        deadline.filter(|_| last),
-                        last,
-                    );
+                    push_guard(&mut b, ledger, (wi, run), deadline.filter(|_| last), last);
                 }
             }
         }
@@ -323,21 +327,27 @@ fn push_statement(
     }
 }
 
-/// The ledger rows of `writes`, in one INSERT.
-fn push_ledger_rows(out: &mut String, ledger_table: &str, writes: &[&Write]) {
+/// The ledger rows of `writes`, in one INSERT, and the keys of those that
+/// have one, in a second (the caller wraps the two in a compound statement).
+fn push_ledger_rows(out: &mut String, ledger: Ledger<'_>, writes: &[&Write]) {
     use std::fmt::Write as _;
-    out.push_str("INSERT INTO ");
-    out.push_str(ledger_table);
+    super::ledger::push_insert(out, ledger.table, writes.iter().map(|w| w.id));
+    let mut keyed = writes
+        .iter()
+        .filter_map(|w| w.idempotency_key.as_ref().map(|k| (w.id, k)))
+        .peekable();
+    if keyed.peek().is_none() {
+        return;
+    }
+    out.push_str("; INSERT INTO ");
+    out.push_str(ledger.keys);
     out.push_str(" (id, idempotency_key) VALUES ");
-    for (k, w) in writes.iter().enumerate() {
+    for (k, (id, key)) in keyed.enumerate() {
         if k > 0 {
             out.push(',');
         }
-        let _ = write!(out, "('{}', ", w.id);
-        match &w.idempotency_key {
-            Some(key) => out.push_str(&literal::bytes(key.as_bytes())),
-            None => out.push_str("NULL"),
-        }
+        let _ = write!(out, "('{id}', ");
+        out.push_str(&literal::bytes(key.as_bytes()));
         out.push(')');
     }
 }
@@ -348,7 +358,7 @@ fn push_ledger_rows(out: &mut String, ledger_table: &str, writes: &[&Write]) {
 /// `deadline`, also stop it past the deadline; with `commits`, commit.
 fn push_guard(
     b: &mut Builder,
-    ledger_table: &str,
+    ledger: Ledger<'_>,
     (first, writes): (usize, &[&Write]),
     deadline: Option<f64>,
     commits: bool,
@@ -359,16 +369,24 @@ fn push_guard(
         count: writes.len(),
         commits,
     });
-    out.push_str("BEGIN NOT ATOMIC IF @@in_transaction = 0 THEN DELETE FROM ");
-    out.push_str(ledger_table);
-    out.push_str(" WHERE id IN (");
-    for (k, w) in writes.iter().enumerate() {
-        if k > 0 {
-            out.push_str(", ");
+    out.push_str("BEGIN NOT ATOMIC IF @@in_transaction = 0 THEN ");
+    let keyed = writes.iter().any(|w| w.idempotency_key.is_some());
+    for table in [Some(ledger.table), keyed.then_some(ledger.keys)]
+        .into_iter()
+        .flatten()
+    {
+        out.push_str("DELETE FROM ");
+        out.push_str(table);
+        out.push_str(" WHERE id IN (");
+        for (k, w) in writes.iter().enumerate() {
+            if k > 0 {
+                out.push_str(", ");
+            }
+            let _ = write!(out, "'{}'", w.id);
         }
-        let _ = write!(out, "'{}'", w.id);
+        out.push_str("); ");
     }
-    out.push_str("); SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = '");
+    out.push_str("SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = '");
     out.push_str(IMPLICIT_COMMIT);
     out.push_str("'; END IF;");
     // The batch's last guard also checks the deadline: one statement, not two.
@@ -507,7 +525,10 @@ mod tests {
             Vec::new(),
             &settings,
             "app",
-            "`app`.`l`",
+            Ledger {
+                table: "`app`.`l`",
+                keys: "`app`.`l_keys`",
+            },
             Clock::Now,
             CharsAs::Literals,
             Some(1_800_000_000.5),
@@ -576,6 +597,47 @@ mod tests {
         assert_eq!(settings.database.as_deref(), Some("app"));
     }
 
+    #[test]
+    fn a_keyed_write_adds_its_key_row_and_takes_it_back_with_the_ledger_row() {
+        let plain = write(1, "INSERT INTO t VALUES (1)", vec![], ctx(None, None));
+        let mut keyed = write(2, "INSERT INTO t VALUES (2)", vec![], ctx(None, None));
+        keyed.idempotency_key = Some("k'1".into());
+        let batch = compose(
+            &[&plain, &keyed],
+            Vec::new(),
+            &AppliedSettings::fresh("app"),
+            "app",
+            Ledger {
+                table: "`app`.`l`",
+                keys: "`app`.`l_keys`",
+            },
+            Clock::Now,
+            CharsAs::Literals,
+            None,
+        );
+        let parts: Vec<&str> = batch.text.split("\n;\n").collect();
+        let (one, two) = (WriteId(1).to_string(), WriteId(2).to_string());
+        // The unkeyed write: its ledger row only, and only it is taken back.
+        assert_eq!(
+            parts[0],
+            format!("BEGIN NOT ATOMIC START TRANSACTION; INSERT INTO `app`.`l` (id) VALUES ('{one}'); END")
+        );
+        assert!(!parts[2].contains("l_keys"), "{}", parts[2]);
+        // The keyed one: both rows in one statement, both taken back.
+        assert_eq!(
+            parts[3],
+            format!(
+                "BEGIN NOT ATOMIC INSERT INTO `app`.`l` (id) VALUES ('{two}'); \
+                 INSERT INTO `app`.`l_keys` (id, idempotency_key) VALUES ('{two}', X'6b2731'); END"
+            )
+        );
+        assert!(
+            parts[5].contains(&format!("DELETE FROM `app`.`l` WHERE id IN ('{two}'); DELETE FROM `app`.`l_keys` WHERE id IN ('{two}');")),
+            "{}",
+            parts[5]
+        );
+    }
+
     /// The batch of `w` alone, on a fresh connection.
     fn alone(w: &Write, clock: Clock) -> Batch {
         compose(
@@ -583,7 +645,10 @@ mod tests {
             Vec::new(),
             &AppliedSettings::fresh("app"),
             "app",
-            "l",
+            Ledger {
+                table: "l",
+                keys: "l_keys",
+            },
             clock,
             CharsAs::Literals,
             None,

@@ -66,6 +66,12 @@ pub struct Database {
     opts: Opts,
     default_db: String,
     ledger_table: String,
+    /// The keys table beside the ledger ([`ledger::keys_table`]).
+    keys_table: String,
+    /// The ledger's table name as given (unquoted), for `information_schema`.
+    ledger_name: String,
+    /// Held while the ledger is created or migrated, so that runs once.
+    ledger_init: tokio::sync::Mutex<()>,
     timeouts: DbTimeouts,
     idle: Mutex<Vec<PooledConn>>,
     max_idle: usize,
@@ -166,7 +172,7 @@ impl Database {
     /// `url` must name a database: the ledger table lives there.
     pub fn new(
         url: &str,
-        ledger_table: &str,
+        ledger_table_name: &str,
         timeouts: DbTimeouts,
         max_idle: usize,
         front: front_pool::FrontPoolLimits,
@@ -184,12 +190,16 @@ impl Database {
         let ledger_table = format!(
             "{}.{}",
             ledger::quote_ident(&default_db),
-            ledger::quote_ident(ledger_table)
+            ledger::quote_ident(ledger_table_name)
         );
+        let keys_table = ledger::keys_table(&ledger_table);
         Ok(Database {
             url: url.to_string(),
             opts,
             default_db,
+            keys_table,
+            ledger_name: ledger_table_name.to_string(),
+            ledger_init: tokio::sync::Mutex::new(()),
             ledger_table,
             timeouts,
             idle: Mutex::new(Vec::new()),
@@ -387,7 +397,10 @@ impl Database {
             folds,
             &s.settings,
             &self.default_db,
-            &self.ledger_table,
+            batch::Ledger {
+                table: &self.ledger_table,
+                keys: &self.keys_table,
+            },
             clock,
             chars,
             self.server_deadline(deadline),
@@ -545,7 +558,7 @@ impl Database {
         if let [w] = writes {
             if let (Some(key), true) = (&w.idempotency_key, se.message.contains("idempotency_key"))
             {
-                let sql = ledger::lookup_key_sql(&self.ledger_table);
+                let sql = ledger::lookup_key_sql(&self.keys_table);
                 match s
                     .conn
                     .exec_first::<String, _, _>(sql, (key.as_bytes().to_vec(),))
@@ -621,24 +634,25 @@ impl Database {
             .query_drop("START TRANSACTION")
             .await
             .map_err(|e| from_driver(e, p))?;
-        let sql = ledger::insert_sql(&self.ledger_table, 1);
-        let r = s
-            .conn
-            .exec_drop(sql, (probe_id.to_string(), Value::NULL))
-            .await;
+        let sql = ledger::insert_sql(&self.ledger_table);
+        let r = s.conn.exec_drop(sql, (probe_id.to_string(),)).await;
         rollback(&mut s.conn).await?;
         r.map_err(|e| from_driver(e, p))
     }
 
-    /// Delete up to `limit` ledger rows applied before `before_unix_secs`.
+    /// Delete up to `limit` ledger rows applied before `before_unix_secs`,
+    /// and as many of their idempotency keys.
     pub async fn prune_ledger(&self, before_unix_secs: i64, limit: u64) -> Result<u64, DbError> {
+        let params = || {
+            Params::Positional(vec![
+                Value::from(ledger::prune_floor(before_unix_secs)),
+                Value::Int(before_unix_secs),
+            ])
+        };
+        let keys = ledger::prune_sql(&self.keys_table, limit);
+        self.small(keys, params(), Answer::AffectedRows).await?;
         let sql = ledger::prune_sql(&self.ledger_table, limit);
-        self.small(
-            sql,
-            Params::Positional(vec![Value::Int(before_unix_secs)]),
-            Answer::AffectedRows,
-        )
-        .await
+        self.small(sql, params(), Answer::AffectedRows).await
     }
 
     /// Does the ledger hold write `id` (did it commit)?
@@ -744,21 +758,41 @@ impl Database {
         self.max_packet.load(Ordering::Relaxed)
     }
 
+    /// Create the ledger and its keys table where they are missing, and
+    /// move a ledger an earlier release created to the current layout.
     async fn ensure_ledger(&self, conn: &mut Conn) -> Result<(), DbError> {
         if self.ledger_ready.load(Ordering::Acquire) {
             return Ok(());
         }
-        match conn
-            .query_drop(ledger::create_table_sql(&self.ledger_table))
-            .await
-        {
-            Ok(()) => {
-                self.ledger_ready.store(true, Ordering::Release);
-                Ok(())
-            }
-            Err(mysql_async::Error::Server(se)) => Err(DbError::Ledger(sql_error(&se))),
-            Err(e) => Err(from_driver(e, Phase::Connect)),
+        let _init = self.ledger_init.lock().await;
+        if self.ledger_ready.load(Ordering::Acquire) {
+            return Ok(());
         }
+        let fail = |e: mysql_async::Error| match e {
+            mysql_async::Error::Server(se) => DbError::Ledger(sql_error(&se)),
+            e => from_driver(e, Phase::Connect),
+        };
+        conn.query_drop(ledger::create_table_sql(&self.ledger_table))
+            .await
+            .map_err(fail)?;
+        conn.query_drop(ledger::create_keys_table_sql(&self.keys_table))
+            .await
+            .map_err(fail)?;
+        let old: Option<u64> = conn
+            .exec_first(
+                ledger::OLD_LAYOUT_SQL,
+                (self.default_db.as_str(), self.ledger_name.as_str()),
+            )
+            .await
+            .map_err(fail)?;
+        if old.unwrap_or(0) > 0 {
+            tracing::info!(ledger = %self.ledger_table, keys = %self.keys_table, "moving the ledger to its current layout: idempotency keys to the keys table, the key column and both secondary indexes dropped");
+            for sql in ledger::migrate_sql(&self.ledger_table, &self.keys_table) {
+                conn.query_drop(sql).await.map_err(fail)?;
+            }
+        }
+        self.ledger_ready.store(true, Ordering::Release);
+        Ok(())
     }
 
     fn take_idle(&self) -> Option<PooledConn> {

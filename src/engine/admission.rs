@@ -117,7 +117,7 @@ impl Engine {
                     // at most once.
                     self.unregister(id);
                     return self
-                        .dispatch(build_write(id, &req), req.wait, Origin::Client)
+                        .dispatch(into_write(id, req.clone()), req.wait, Origin::Client)
                         .await;
                 }
                 self.await_applied(id, rx, req.wait, durable).await
@@ -127,7 +127,7 @@ impl Engine {
                 // it was in flight). Run it again under the same id: the
                 // ledger makes sure it applies at most once.
                 self.unregister(id);
-                self.dispatch(build_write(id, &req), req.wait, Origin::Client)
+                self.dispatch(into_write(id, req.clone()), req.wait, Origin::Client)
                     .await
             }
         }
@@ -374,25 +374,9 @@ fn into_write(id: WriteId, req: WriteRequest) -> Write {
     Write {
         id,
         statements: req.statements,
-        context: write::SessionContext {
-            database: req.context.database,
-            sql_mode: req.context.sql_mode,
-            time_zone: req.context.time_zone,
-            charset: req.context.charset,
-            accepted_at_micros: write::now_micros(),
-        },
+        context: req.context.into_at(write::now_micros()),
         idempotency_key: req.idempotency_key,
         ordering_key: req.ordering_key,
-    }
-}
-
-fn build_write(id: WriteId, req: &WriteRequest) -> Write {
-    Write {
-        id,
-        statements: req.statements.clone(),
-        context: req.context.at(write::now_micros()),
-        idempotency_key: req.idempotency_key.clone(),
-        ordering_key: req.ordering_key.clone(),
     }
 }
 

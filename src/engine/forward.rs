@@ -186,10 +186,7 @@ impl Forwarder {
     ) -> Result<(), EngineError> {
         let db = self.engine.inner.db();
         if let Some(id) = id {
-            let row = crate::db::ledger::insert_values_sql(
-                db.ledger_table(),
-                &[format!("('{id}', NULL)")],
-            );
+            let row = crate::db::ledger::insert_values_sql(db.ledger_table(), &[id]);
             if let Err(e) = self.pass.query(row.as_bytes(), ctx).await {
                 let e = forward_error(e);
                 if !matches!(e, EngineError::NoAnswer(_)) {

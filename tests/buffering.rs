@@ -107,6 +107,65 @@ async fn a_write_freeze_is_buffered_and_drained() {
     }
 }
 
+/// Single-row INSERTs that differ only in their literal values (what a
+/// text-protocol client such as sysbench sends) fold too, also when they
+/// name the AUTO_INCREMENT column and leave it to MariaDB with `NULL` or
+/// `0`; a run that sets ids itself is applied as written. Every write is
+/// told its own row's id.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_drain_folds_literal_inserts_that_leave_the_id_to_mariadb() {
+    let db = mariadb_with_table().await;
+    let (s, _dir) = direct_sluice(&db).await;
+    db.pause();
+    s.wait_mode("buffering", Duration::from_secs(5)).await;
+    let mut queued = Vec::new();
+    for seq in 0..40 {
+        let sql = match seq {
+            0..20 if seq % 2 == 0 => {
+                format!("INSERT INTO t (id, client, seq, v) VALUES (NULL, 5, {seq}, 'r{seq}')")
+            }
+            0..20 => format!("INSERT INTO t (id, client, seq, v) VALUES (0, 5, {seq}, 'r{seq}')"),
+            20..30 => format!(
+                "INSERT INTO t (id, client, seq, v) VALUES ({}, 5, {seq}, 'r{seq}')",
+                100_000 + seq
+            ),
+            _ => format!("INSERT INTO t (client, seq, v) VALUES (5, {seq}, 'r{seq}')"),
+        };
+        queued.push((seq, s.queue(json!({ "sql": sql })).await));
+    }
+    db.resume();
+    s.wait_drained(Duration::from_secs(30)).await;
+
+    let folded = s.status().await["counters"]["folded"].as_u64().unwrap();
+    assert!(
+        (2..=30).contains(&folded),
+        "literal inserts leaving the id to MariaDB were not folded, or ones setting it were (folded = {folded})"
+    );
+    let mut last_generated = 0;
+    for (seq, id) in queued {
+        let (code, body) = s.get(&format!("/v1/writes/{id}")).await;
+        assert_eq!(code, 200, "{body}");
+        let told = body["results"][0]["last_insert_id"].as_i64();
+        let actual = count(
+            &db,
+            &format!("SELECT id FROM t WHERE client = 5 AND seq = {seq} AND v = 'r{seq}'"),
+        )
+        .await;
+        if (20..30).contains(&seq) {
+            assert_eq!(actual, 100_000 + i64::from(seq), "{body}");
+        } else {
+            assert_eq!(
+                told,
+                Some(actual),
+                "write {seq} was told another row's id: {body}"
+            );
+            assert!(actual > last_generated, "ids out of queue order at {seq}");
+            last_generated = actual;
+        }
+    }
+    assert_eq!(count(&db, "SELECT COUNT(*) FROM t").await, 40);
+}
+
 /// A drain folds runs of the same single-row INSERT into multi-row INSERTs,
 /// and each write still gets its own result: rows in queue order, and the
 /// insert id the client is told is its own row's. Where a row's content

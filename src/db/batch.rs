@@ -202,7 +202,7 @@ pub(super) fn compose(
                 for (k, fw) in run.iter().enumerate() {
                     let st = &fw.statements[0];
                     sql.push(if k == 0 { b' ' } else { b',' });
-                    sql.extend_from_slice(&st.sql.as_bytes()[f.values.clone()]);
+                    sql.extend_from_slice(&st.sql.as_bytes()[f.values[k].clone()]);
                     params.extend(st.params.iter());
                 }
                 push_statement(

@@ -5,16 +5,20 @@
 //!
 //! A run is folded only when nothing about its rows depends on which
 //! statement inserted them, or when:
-//! - every write is one statement with the same text (a plain single-row
-//!   INSERT, see [`crate::sql::single_row_insert`]) and the same session
-//!   context;
+//! - every write is one plain single-row INSERT (see
+//!   [`crate::sql::single_row_insert`]) with the same text up to its value
+//!   list (the same table and columns, spelled the same), and the same
+//!   session context; each row keeps its own values, literals or
+//!   parameters;
 //! - the table is an InnoDB base table without triggers, and every column
 //!   default is a constant (no `CURRENT_TIMESTAMP`, no expression, no
 //!   generated column), so the acceptance time each row would have been
 //!   replayed at makes no difference;
-//! - an AUTO_INCREMENT column, if there is one, is left to MariaDB, under a
-//!   lock mode that gives a multi-row INSERT consecutive values, so each
-//!   write still learns its own insert id.
+//! - an AUTO_INCREMENT column, if there is one, is left to MariaDB (not
+//!   named, or given `NULL`, or `0` where `sql_mode` lacks
+//!   `NO_AUTO_VALUE_ON_ZERO`, in every row), under a lock mode that gives a
+//!   multi-row INSERT consecutive values, so each write still learns its
+//!   own insert id.
 //!
 //! What a table looks like is read from `information_schema` and kept for
 //! two seconds; a DDL statement in a batch forgets it all and stops folding
@@ -24,7 +28,7 @@
 //! a failed lookup or an unknown shape leaves the writes as written.
 
 use crate::sql::{scan, single_row_insert, Dialect, StatementClass};
-use crate::write::{SessionContext, Write};
+use crate::write::{Param, SessionContext, Write};
 use mysql_async::prelude::Queryable;
 use mysql_async::Conn;
 use std::collections::HashMap;
@@ -47,6 +51,9 @@ struct TableFacts {
     consecutive_ids: bool,
     /// `auto_increment_increment`: the step between generated values.
     id_step: u64,
+    /// The `sql_mode` of sluice's connections, which a write without its
+    /// own runs in.
+    server_mode: String,
 }
 
 /// A run of writes sent as one multi-row INSERT.
@@ -57,8 +64,8 @@ pub(crate) struct Fold {
     pub count: usize,
     /// The statement up to and including `VALUES`.
     pub head: String,
-    /// Where the value list sits in every write's statement text.
-    pub values: Range<usize>,
+    /// Where the value list sits in each write's statement text, in order.
+    pub values: Vec<Range<usize>>,
     /// The step between consecutive rows' insert ids, when the table
     /// generates them.
     pub id_step: Option<u64>,
@@ -82,7 +89,7 @@ const FACTS_SQL: &str = r#"SELECT t.ENGINE, t.TABLE_TYPE,
   (SELECT MIN(c.COLUMN_NAME) FROM information_schema.COLUMNS c
     WHERE c.TABLE_SCHEMA = t.TABLE_SCHEMA AND c.TABLE_NAME = t.TABLE_NAME
       AND c.EXTRA LIKE '%auto_increment%'),
-  @@innodb_autoinc_lock_mode, @@auto_increment_increment
+  @@innodb_autoinc_lock_mode, @@auto_increment_increment, @@SESSION.sql_mode
 FROM information_schema.TABLES t WHERE t.TABLE_SCHEMA = ? AND t.TABLE_NAME = ?"#;
 
 type FactsRow = (
@@ -93,6 +100,7 @@ type FactsRow = (
     Option<String>,
     u64,
     u64,
+    Option<String>,
 );
 
 impl Folder {
@@ -120,8 +128,19 @@ impl Folder {
             let id_step = match &facts.auto_increment {
                 None => None,
                 Some(_) if !facts.consecutive_ids => continue,
-                Some(col) if run.columns.iter().any(|c| c.eq_ignore_ascii_case(col)) => continue,
-                Some(_) => Some(facts.id_step.max(1)),
+                Some(col) => {
+                    let named = run.columns.iter().position(|c| c.eq_ignore_ascii_case(col));
+                    if let Some(c) = named {
+                        let run_writes = &writes[run.first..run.first + run.count];
+                        let generated = run_writes.iter().zip(&run.items).all(|(w, items)| {
+                            leaves_id_to_mariadb(w, items, c, &facts.server_mode)
+                        });
+                        if !generated {
+                            continue;
+                        }
+                    }
+                    Some(facts.id_step.max(1))
+                }
             };
             folds.push(Fold {
                 first: run.first,
@@ -165,7 +184,7 @@ impl Folder {
         let facts = match row {
             // No such table: the writes fail as written.
             None => TableFacts::default(),
-            Some((engine, kind, triggers, odd_columns, auto_increment, lock_mode, step)) => {
+            Some((engine, kind, triggers, odd_columns, auto_increment, lock_mode, step, mode)) => {
                 TableFacts {
                     plain: engine.as_deref() == Some("InnoDB")
                         && kind.as_deref() == Some("BASE TABLE")
@@ -174,6 +193,8 @@ impl Folder {
                     auto_increment,
                     consecutive_ids: lock_mode < 2,
                     id_step: step,
+                    // Unknown: as if `0` were kept, so it never folds.
+                    server_mode: mode.unwrap_or_else(|| "NO_AUTO_VALUE_ON_ZERO".into()),
                 }
             }
         };
@@ -193,7 +214,9 @@ struct Run {
     table: (String, String),
     columns: Vec<String>,
     head: String,
-    values: Range<usize>,
+    /// Each write's value list, and each of its values.
+    values: Vec<Range<usize>>,
+    items: Vec<Vec<Range<usize>>>,
     /// A DDL statement comes earlier in the batch: what is known of the
     /// tables may be out of date by the time this run applies.
     ddl_before: bool,
@@ -206,38 +229,78 @@ fn same_session(a: &SessionContext, b: &SessionContext) -> bool {
         && a.charset == b.charset
 }
 
+/// Does write `w` (a single-row INSERT whose values sit at `items`) leave
+/// column `c`, the AUTO_INCREMENT column, for MariaDB to generate? `NULL`
+/// always does; `0` does unless `sql_mode` (the write's, or else the
+/// server's `server_mode`) holds `NO_AUTO_VALUE_ON_ZERO`.
+fn leaves_id_to_mariadb(w: &Write, items: &[Range<usize>], c: usize, server_mode: &str) -> bool {
+    let st = &w.statements[0];
+    let Some(at) = items.get(c) else { return false };
+    let text = &st.sql.as_bytes()[at.clone()];
+    let zero_generates = || {
+        let mode = w.context.sql_mode.as_deref().unwrap_or(server_mode);
+        !mode
+            .split(',')
+            .any(|m| m.trim().eq_ignore_ascii_case("NO_AUTO_VALUE_ON_ZERO"))
+    };
+    match text {
+        b"?" => {
+            // Which parameter: the placeholders before this value.
+            let k = items[..c]
+                .iter()
+                .filter(|r| &st.sql.as_bytes()[(*r).clone()] == b"?")
+                .count();
+            match st.params.get(k) {
+                Some(Param::Null) => true,
+                Some(Param::Int(0) | Param::UInt(0)) => zero_generates(),
+                _ => false,
+            }
+        }
+        b"0" => zero_generates(),
+        t => t.eq_ignore_ascii_case(b"NULL"),
+    }
+}
+
 fn runs(writes: &[&Write], default_db: &str) -> Vec<Run> {
     let mut out = Vec::new();
     let mut ddl_seen = false;
+    let shape_of = |w: &Write| match w.statements.as_slice() {
+        [st] => st.sql.to_str().and_then(|text| {
+            single_row_insert(
+                text,
+                Dialect::of_session(w.context.sql_mode.as_deref(), w.context.charset.as_deref()),
+            )
+        }),
+        _ => None,
+    };
     let mut i = 0;
+    let mut next = writes.first().and_then(|w| shape_of(w));
     while i < writes.len() {
         let w = writes[i];
-        let shape = match w.statements.as_slice() {
-            [st] => st.sql.to_str().and_then(|text| {
-                single_row_insert(
-                    text,
-                    Dialect::of_session(
-                        w.context.sql_mode.as_deref(),
-                        w.context.charset.as_deref(),
-                    ),
-                )
-            }),
-            _ => None,
-        };
-        let Some(shape) = shape else {
+        let Some(shape) = next.take() else {
             ddl_seen |= w
                 .statements
                 .iter()
                 .any(|s| scan(s.sql.as_bytes(), Dialect::default()).class == StatementClass::Ddl);
             i += 1;
+            next = writes.get(i).and_then(|w| shape_of(w));
             continue;
         };
-        let sql = &w.statements[0].sql;
+        let head = &w.statements[0].sql.as_bytes()[shape.head.clone()];
+        let mut values = vec![shape.values.clone()];
+        let mut items = vec![shape.items.clone()];
         let mut j = i + 1;
-        while j < writes.len()
-            && matches!(writes[j].statements.as_slice(), [st] if st.sql == *sql)
-            && same_session(&writes[j].context, &w.context)
-        {
+        next = None;
+        while let Some(other) = writes.get(j) {
+            let Some(o) = shape_of(other) else { break };
+            let same = &other.statements[0].sql.as_bytes()[o.head.clone()] == head
+                && same_session(&other.context, &w.context);
+            if !same {
+                next = Some(o);
+                break;
+            }
+            values.push(o.values);
+            items.push(o.items);
             j += 1;
         }
         if j - i >= 2 {
@@ -251,12 +314,16 @@ fn runs(writes: &[&Write], default_db: &str) -> Vec<Run> {
                 count: j - i,
                 table: (schema, shape.table.clone()),
                 columns: shape.columns.clone(),
-                head: sql.lossy()[shape.head.clone()].to_string(),
-                values: shape.values.clone(),
+                head: String::from_utf8_lossy(head).into_owned(),
+                values,
+                items,
                 ddl_before: ddl_seen,
             });
         }
         i = j;
+        if next.is_none() {
+            next = writes.get(i).and_then(|w| shape_of(w));
+        }
     }
     out
 }
@@ -283,6 +350,115 @@ mod tests {
             idempotency_key: None,
             ordering_key: None,
         }
+    }
+
+    #[test]
+    fn literal_inserts_with_the_same_head_form_one_run_each_with_its_values() {
+        let ws = [
+            write(1, "INSERT INTO t (id, a) VALUES (NULL, 'x')", None),
+            write(2, "INSERT INTO t (id, a) VALUES (0, 'yy');", None),
+            write(3, "INSERT INTO t (id, a) VALUES (?, ?)", None),
+            // Spelled otherwise: a run of its own.
+            write(4, "insert into t (id, a) values (NULL, 'z')", None),
+            write(5, "insert into t (id, a) values (NULL, 'w')", None),
+        ];
+        let refs: Vec<&Write> = ws.iter().collect();
+        let r = runs(&refs, "app");
+        assert_eq!(r.len(), 2);
+        assert_eq!(
+            (r[0].first, r[0].count, r[1].first, r[1].count),
+            (0, 3, 3, 2)
+        );
+        let texts: Vec<&str> = r[0]
+            .values
+            .iter()
+            .zip(&ws)
+            .map(|(v, w)| &w.statements[0].sql.to_str().unwrap()[v.clone()])
+            .collect();
+        assert_eq!(texts, ["(NULL, 'x')", "(0, 'yy')", "(?, ?)"]);
+    }
+
+    #[test]
+    fn only_null_or_a_generating_zero_leaves_the_id_to_mariadb() {
+        let leaves = |sql: &str, params: Vec<Param>, mode: Option<&str>, server: &str| {
+            let mut w = write(1, sql, None);
+            w.statements[0].params = params;
+            w.context.sql_mode = mode.map(str::to_string);
+            let shape = single_row_insert(sql, Dialect::default()).unwrap();
+            leaves_id_to_mariadb(&w, &shape.items, 0, server)
+        };
+        let q = "INSERT INTO t (id, a) VALUES (?, ?)";
+        assert!(leaves(
+            "INSERT INTO t (id, a) VALUES (NULL, 1)",
+            vec![],
+            None,
+            ""
+        ));
+        assert!(leaves(
+            "INSERT INTO t (id, a) VALUES (null, 1)",
+            vec![],
+            None,
+            ""
+        ));
+        assert!(leaves(
+            "INSERT INTO t (id, a) VALUES (0, 1)",
+            vec![],
+            None,
+            "STRICT_TRANS_TABLES"
+        ));
+        assert!(!leaves(
+            "INSERT INTO t (id, a) VALUES (0, 1)",
+            vec![],
+            None,
+            "NO_AUTO_VALUE_ON_ZERO"
+        ));
+        assert!(!leaves(
+            "INSERT INTO t (id, a) VALUES (0, 1)",
+            vec![],
+            Some("ANSI,NO_AUTO_VALUE_ON_ZERO"),
+            ""
+        ));
+        assert!(!leaves(
+            "INSERT INTO t (id, a) VALUES (7, 1)",
+            vec![],
+            None,
+            ""
+        ));
+        assert!(!leaves(
+            "INSERT INTO t (id, a) VALUES ('0', 1)",
+            vec![],
+            None,
+            ""
+        ));
+        assert!(!leaves(
+            "INSERT INTO t (id, a) VALUES (-0, 1)",
+            vec![],
+            None,
+            ""
+        ));
+        assert!(leaves(q, vec![Param::Null, Param::Int(1)], None, ""));
+        assert!(leaves(q, vec![Param::UInt(0), Param::Int(1)], None, ""));
+        assert!(!leaves(
+            q,
+            vec![Param::Int(0), Param::Int(1)],
+            None,
+            "NO_AUTO_VALUE_ON_ZERO"
+        ));
+        assert!(!leaves(q, vec![Param::Int(3), Param::Int(1)], None, ""));
+        assert!(!leaves(
+            q,
+            vec![Param::Text("0".into()), Param::Int(1)],
+            None,
+            ""
+        ));
+        // The second placeholder is the second parameter.
+        let mut w = write(1, "INSERT INTO t (a, id) VALUES (?, ?)", None);
+        w.statements[0].params = vec![Param::Int(5), Param::Null];
+        let shape =
+            single_row_insert("INSERT INTO t (a, id) VALUES (?, ?)", Dialect::default()).unwrap();
+        assert!(leaves_id_to_mariadb(&w, &shape.items, 1, ""));
+        w.statements[0].params = vec![Param::Null, Param::Int(5)];
+        assert!(!leaves_id_to_mariadb(&w, &shape.items, 1, ""));
     }
 
     #[test]
@@ -316,6 +492,6 @@ mod tests {
             ]
         );
         assert_eq!(r[0].head, "INSERT INTO t (a) VALUES");
-        assert_eq!(&ins[r[0].values.clone()], "(?)");
+        assert_eq!(&ins[r[0].values[0].clone()], "(?)");
     }
 }

@@ -96,7 +96,7 @@ fn check(
         if scan.multiple {
             return Err(Rejection::Multiple { statement });
         }
-        let keyword = scan.keyword.clone();
+        let keyword = scan.keyword.to_string();
         match scan.class {
             StatementClass::Write => {}
             StatementClass::Empty => return Err(Rejection::Empty { statement }),

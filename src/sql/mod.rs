@@ -57,13 +57,80 @@ pub struct Scan {
     /// The class of the first statement.
     pub class: StatementClass,
     /// The first keyword, upper-cased ("" when empty).
-    pub keyword: String,
+    pub keyword: Keyword,
     /// `?` placeholders outside strings, identifiers and comments.
     pub placeholders: usize,
     /// More than one statement (a `;` followed by anything but whitespace/comments).
     pub multiple: bool,
     /// The text ends inside a string, quoted identifier or block comment.
     pub unterminated: bool,
+}
+
+/// A statement's first word, upper-cased, held inline: scanning a
+/// statement allocates nothing. A word longer than [`Keyword::MAX`] keeps
+/// its first `MAX` characters (no keyword sluice classifies is that long,
+/// so the class is unchanged).
+#[derive(Clone, Copy, PartialEq, Eq, Default)]
+pub struct Keyword {
+    bytes: [u8; Keyword::MAX],
+    len: u8,
+}
+
+impl Keyword {
+    pub const MAX: usize = 24;
+
+    /// `word` (ASCII letters, digits, `_` and `$`, as the scan reads a
+    /// word) upper-cased.
+    fn of(word: &[u8]) -> Keyword {
+        let mut k = Keyword::default();
+        let n = word.len().min(Keyword::MAX);
+        for (dst, src) in k.bytes.iter_mut().zip(&word[..n]) {
+            *dst = src.to_ascii_uppercase();
+        }
+        k.len = n as u8;
+        k
+    }
+
+    pub fn as_str(&self) -> &str {
+        std::str::from_utf8(&self.bytes[..usize::from(self.len)]).unwrap_or_default()
+    }
+}
+
+impl std::ops::Deref for Keyword {
+    type Target = str;
+    fn deref(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl PartialEq<&str> for Keyword {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
+impl PartialEq<str> for Keyword {
+    fn eq(&self, other: &str) -> bool {
+        self.as_str() == other
+    }
+}
+
+impl fmt::Display for Keyword {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl fmt::Debug for Keyword {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self.as_str(), f)
+    }
+}
+
+/// Where a scan found its placeholders and statement ends
+/// ([`scan_positions`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Positions {
     /// Byte offsets of the placeholders, in order.
     pub placeholder_at: Vec<usize>,
     /// Byte offsets of the statement-ending semicolons (outside strings,
@@ -74,17 +141,34 @@ pub struct Scan {
 /// Scan `sql` as a session in dialect `d` reads it: classify it and count
 /// its placeholders.
 pub fn scan(sql: &[u8], d: Dialect) -> Scan {
+    scan_noting(sql, d, |_, _| {})
+}
+
+/// [`scan`], and where each placeholder and statement end is.
+pub fn scan_positions(sql: &[u8], d: Dialect) -> (Scan, Positions) {
+    let mut at = Positions::default();
+    let scan = scan_noting(sql, d, |placeholder, i| {
+        if placeholder {
+            at.placeholder_at.push(i)
+        } else {
+            at.semicolon_at.push(i)
+        }
+    });
+    (scan, at)
+}
+
+/// The scan; `note(is_placeholder, offset)` hears of each `?` placeholder
+/// and each statement-ending `;`.
+fn scan_noting(sql: &[u8], d: Dialect, mut note: impl FnMut(bool, usize)) -> Scan {
     let b = sql;
     let mut i = 0;
     let mut placeholders = 0;
-    let mut keyword = String::new();
+    let mut keyword = Keyword::default();
     let mut executable_comment_first = false;
     let mut seen_token = false;
     let mut after_semicolon = false;
     let mut multiple = false;
     let mut unterminated = false;
-    let mut placeholder_at = Vec::new();
-    let mut semicolon_at = Vec::new();
     // Inside an executable comment (`/*!…*/`, `/*M!…*/`): its content is
     // code, and the `*/` that closes it is skipped.
     let mut in_executable = false;
@@ -145,12 +229,12 @@ pub fn scan(sql: &[u8], d: Dialect) -> Scan {
             b'?' => {
                 note_token(&mut seen_token, &mut after_semicolon, &mut multiple);
                 placeholders += 1;
-                placeholder_at.push(i);
+                note(true, i);
                 i += 1;
             }
             b';' => {
                 after_semicolon = true;
-                semicolon_at.push(i);
+                note(false, i);
                 i += 1;
             }
             _ if c.is_ascii_alphabetic() || c == b'_' => {
@@ -160,7 +244,7 @@ pub fn scan(sql: &[u8], d: Dialect) -> Scan {
                     i += 1;
                 }
                 if !seen_token {
-                    keyword = String::from_utf8_lossy(&b[start..i]).to_ascii_uppercase();
+                    keyword = Keyword::of(&b[start..i]);
                 }
                 note_token(&mut seen_token, &mut after_semicolon, &mut multiple);
             }
@@ -187,8 +271,6 @@ pub fn scan(sql: &[u8], d: Dialect) -> Scan {
         placeholders,
         multiple,
         unterminated,
-        placeholder_at,
-        semicolon_at,
     }
 }
 
@@ -212,6 +294,9 @@ pub struct SingleRowInsert {
     pub head: std::ops::Range<usize>,
     /// Byte range of the parenthesised value list.
     pub values: std::ops::Range<usize>,
+    /// Byte range of each value, in column order (a sign included): a
+    /// placeholder, a number, a string or `NULL`.
+    pub items: Vec<std::ops::Range<usize>>,
 }
 
 /// Recognise a [`SingleRowInsert`]; `None` for anything else (comments,
@@ -276,9 +361,10 @@ pub fn single_row_insert(sql: &str, d: Dialect) -> Option<SingleRowInsert> {
     if !punct(Some(open), "(") {
         return None;
     }
-    let mut items = 0;
+    let mut items = Vec::with_capacity(columns.len());
     let close = loop {
         let mut tok = t.next()?;
+        let start = tok.at;
         if punct(Some(tok), "-") || punct(Some(tok), "+") {
             tok = t.next()?;
             if tok.kind != Kind::Number {
@@ -290,7 +376,7 @@ pub fn single_row_insert(sql: &str, d: Dialect) -> Option<SingleRowInsert> {
             Kind::Word if tok.text.eq_ignore_ascii_case("NULL") => {}
             _ => return None,
         }
-        items += 1;
+        items.push(start..tok.at + tok.len);
         match t.next() {
             Some(Tok {
                 kind: Kind::Punct,
@@ -307,7 +393,7 @@ pub fn single_row_insert(sql: &str, d: Dialect) -> Option<SingleRowInsert> {
             _ => return None,
         }
     };
-    if items != columns.len() {
+    if items.len() != columns.len() {
         return None;
     }
     if punct(t.peek().copied(), ";") {
@@ -322,6 +408,7 @@ pub fn single_row_insert(sql: &str, d: Dialect) -> Option<SingleRowInsert> {
         columns,
         head: 0..values_kw.at + values_kw.len,
         values: open.at..close.at + 1,
+        items,
     })
 }
 

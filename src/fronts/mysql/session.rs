@@ -87,6 +87,8 @@ fn is_bootstrap(sql: &str) -> bool {
 pub struct Prepared {
     pub sql: SqlText,
     pub class: StatementClass,
+    /// Its first keyword, read when it was prepared (as its class was).
+    pub keyword: sql::Keyword,
     pub params: u16,
     pub columns: Vec<Column>,
     /// Parameter types bound by the last execute.
@@ -306,6 +308,7 @@ impl Session {
             Prepared {
                 sql: sql.into(),
                 class: scan.class,
+                keyword: scan.keyword,
                 params,
                 columns,
                 types: Vec::new(),
@@ -332,9 +335,19 @@ impl Session {
                 format!("Unknown prepared statement handler ({id}) given to mysqld_stmt_execute"),
             );
         };
-        let (sql, class) = (st.sql.clone(), st.class);
-        let types: Vec<ColumnType> = st.types.iter().map(|t| t.0).collect();
-        let keyword = sql::scan(sql.as_bytes(), self.dialect()).keyword;
+        let (class, keyword) = (st.class, st.keyword);
+        if class == StatementClass::Write {
+            let stmt = Statement {
+                sql: st.sql.clone(),
+                params: params
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, v)| to_param(v, st.types.get(i).map(|t| t.0)))
+                    .collect(),
+            };
+            return self.write_statement(stmt).await;
+        }
+        let sql = st.sql.clone();
         if matches!(self.txn, Txn::Live(_))
             && class != StatementClass::Transaction
             && class != StatementClass::Session
@@ -345,17 +358,6 @@ impl Session {
                 .await;
         }
         match class {
-            StatementClass::Write => {
-                let stmt = Statement {
-                    sql,
-                    params: params
-                        .into_iter()
-                        .enumerate()
-                        .map(|(i, v)| to_param(v, types.get(i).copied()))
-                        .collect(),
-                };
-                self.write_statement(stmt).await
-            }
             StatementClass::Transaction | StatementClass::Session => {
                 self.query(sql.as_bytes()).await
             }

@@ -5,7 +5,7 @@
 
 use libfuzzer_sys::fuzz_target;
 use sluice::sql::dialect::Dialect;
-use sluice::sql::{scan, single_row_insert};
+use sluice::sql::{scan_positions, single_row_insert};
 
 fuzz_target!(|data: &[u8]| {
     let Some((&sel, text)) = data.split_first() else {
@@ -15,14 +15,15 @@ fuzz_target!(|data: &[u8]| {
     let d = Dialect::every()
         .nth(usize::from(sel % 16))
         .expect("sixteen");
-    let s = scan(text, d);
-    assert_eq!(s.placeholders, s.placeholder_at.len());
-    assert!(s.placeholder_at.iter().all(|&i| text.get(i) == Some(&b'?')));
-    assert!(s.semicolon_at.iter().all(|&i| text.get(i) == Some(&b';')));
-    assert!(s.placeholder_at.windows(2).all(|w| w[0] < w[1]));
+    let (s, at) = scan_positions(text, d);
+    assert_eq!(s.placeholders, at.placeholder_at.len());
+    assert!(at.placeholder_at.iter().all(|&i| text.get(i) == Some(&b'?')));
+    assert!(at.semicolon_at.iter().all(|&i| text.get(i) == Some(&b';')));
+    assert!(at.placeholder_at.windows(2).all(|w| w[0] < w[1]));
     if s.multiple {
-        assert!(!s.semicolon_at.is_empty());
+        assert!(!at.semicolon_at.is_empty());
     }
+    assert!(s.keyword.len() <= sluice::sql::Keyword::MAX);
     if let Ok(t) = std::str::from_utf8(text) {
         if let Some(ins) = single_row_insert(t, d) {
             assert!(ins.head.start <= ins.head.end && ins.head.end <= ins.values.start);

@@ -117,7 +117,8 @@ pub(super) struct Ledger<'a> {
 pub(super) struct Batch {
     pub(super) text: String,
     pub(super) steps: Vec<Step>,
-    pub(super) settings: AppliedSettings,
+    /// `None` when they are the connection's settings as they were.
+    pub(super) settings: Option<AppliedSettings>,
 }
 
 /// The batch's text and steps, built in one buffer.
@@ -169,13 +170,21 @@ pub(super) fn compose(
         ),
         steps: Vec::with_capacity(3 * writes.len() + 2),
     };
-    let mut state = settings.clone();
+    // Copied only once a write needs the session changed.
+    let mut state: Option<AppliedSettings> = None;
     let mut begun = false;
     let mut wi = 0;
     while wi < writes.len() {
         let w = writes[wi];
-        for sql in state.session_changes(&w.context, default_db) {
-            b.next(Step::Context(wi)).push_str(&sql);
+        if state
+            .as_ref()
+            .unwrap_or(settings)
+            .wants_session_changes(&w.context, default_db)
+        {
+            let state = state.get_or_insert_with(|| settings.clone());
+            for sql in state.session_changes(&w.context, default_db) {
+                b.next(Step::Context(wi)).push_str(&sql);
+            }
         }
         let fold = folds.next_if(|f| f.first == wi);
         let count = fold.as_ref().map_or(1, |f| f.count);
@@ -592,7 +601,10 @@ mod tests {
             last.contains("> 1800000000.500000 THEN SIGNAL") && last.ends_with(" COMMIT; END"),
             "{last}"
         );
-        assert_eq!(batch.settings.database.as_deref(), Some("other"));
+        assert_eq!(
+            batch.settings.as_ref().unwrap().database.as_deref(),
+            Some("other")
+        );
         // The connection's own settings are untouched until the batch runs.
         assert_eq!(settings.database.as_deref(), Some("app"));
     }

@@ -33,6 +33,7 @@ use mysql_async::prelude::Queryable;
 use mysql_async::Conn;
 use std::collections::HashMap;
 use std::ops::Range;
+use std::sync::Arc;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -216,7 +217,7 @@ struct Run {
     head: String,
     /// Each write's value list, and each of its values.
     values: Vec<Range<usize>>,
-    items: Vec<Vec<Range<usize>>>,
+    items: Vec<Arc<[Range<usize>]>>,
     /// A DDL statement comes earlier in the batch: what is known of the
     /// tables may be out of date by the time this run applies.
     ddl_before: bool,
@@ -286,12 +287,23 @@ fn runs(writes: &[&Write], default_db: &str) -> Vec<Run> {
             next = writes.get(i).and_then(|w| shape_of(w));
             continue;
         };
-        let head = &w.statements[0].sql.as_bytes()[shape.head.clone()];
+        let sql = &w.statements[0].sql;
+        let head = &sql.as_bytes()[shape.head.clone()];
+        let same_items: Arc<[Range<usize>]> = shape.items.clone().into();
         let mut values = vec![shape.values.clone()];
-        let mut items = vec![shape.items.clone()];
+        let mut items = vec![same_items.clone()];
         let mut j = i + 1;
         next = None;
         while let Some(other) = writes.get(j) {
+            // The same text (a prepared statement's): the same shape.
+            if matches!(other.statements.as_slice(), [st] if st.sql == *sql)
+                && same_session(&other.context, &w.context)
+            {
+                values.push(shape.values.clone());
+                items.push(same_items.clone());
+                j += 1;
+                continue;
+            }
             let Some(o) = shape_of(other) else { break };
             let same = &other.statements[0].sql.as_bytes()[o.head.clone()] == head
                 && same_session(&other.context, &w.context);
@@ -300,7 +312,7 @@ fn runs(writes: &[&Write], default_db: &str) -> Vec<Run> {
                 break;
             }
             values.push(o.values);
-            items.push(o.items);
+            items.push(o.items.into());
             j += 1;
         }
         if j - i >= 2 {

@@ -494,7 +494,9 @@ impl Database {
             s.settings.stale = true;
             return Err(self.batch_failed(s, writes, step, e).await);
         }
-        s.settings = ctx_state;
+        if let Some(changed) = ctx_state {
+            s.settings = changed;
+        }
         Ok(Applied {
             results: all,
             folded,

@@ -136,6 +136,11 @@ impl AppliedSettings {
     /// The session-wide statements a batch needs before a write in `ctx`:
     /// its database and client character set (`sql_mode` and `time_zone`
     /// ride on each statement instead, so the session keeps the server's).
+    pub(super) fn wants_session_changes(&self, ctx: &SessionContext, default_db: &str) -> bool {
+        let want_db = ctx.database.as_deref().unwrap_or(default_db);
+        self.stale || self.database.as_deref() != Some(want_db) || self.charset != ctx.charset
+    }
+
     pub(super) fn session_changes(
         &mut self,
         ctx: &SessionContext,

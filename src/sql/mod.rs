@@ -316,7 +316,7 @@ pub fn single_row_insert(sql: &str, d: Dialect) -> Option<SingleRowInsert> {
             kind: Kind::Word | Kind::Quoted,
             text,
             ..
-        }) => Some(text.clone()),
+        }) => Some(text.to_string()),
         _ => None,
     };
     let punct = |tok: Option<&Tok>, c: &str| matches!(tok, Some(Tok { kind: Kind::Punct, text, .. }) if text == c);
@@ -423,10 +423,10 @@ enum Kind {
 }
 
 #[derive(Debug)]
-struct Tok {
+struct Tok<'a> {
     kind: Kind,
     /// A word or number as written; a quoted identifier without its quotes.
-    text: String,
+    text: std::borrow::Cow<'a, str>,
     at: usize,
     len: usize,
 }
@@ -435,9 +435,9 @@ struct Tok {
 /// comment, a double-quoted string (an identifier under ANSI_QUOTES), a
 /// backslash inside a string (read differently under NO_BACKSLASH_ESCAPES)
 /// or anything unterminated: shapes not worth reasoning about.
-fn tokens(sql: &str) -> Option<Vec<Tok>> {
+fn tokens(sql: &str) -> Option<Vec<Tok<'_>>> {
     let b = sql.as_bytes();
-    let mut out = Vec::new();
+    let mut out = Vec::with_capacity(16 + sql.len() / 4);
     let mut i = 0;
     while i < b.len() {
         let c = b[i];
@@ -457,7 +457,12 @@ fn tokens(sql: &str) -> Option<Vec<Tok>> {
                 }
                 i = end;
                 if c == b'`' {
-                    let name = sql[start + 1..end - 1].replace("``", "`");
+                    let inner = &sql[start + 1..end - 1];
+                    let name = if inner.contains('`') {
+                        std::borrow::Cow::Owned(inner.replace("``", "`"))
+                    } else {
+                        std::borrow::Cow::Borrowed(inner)
+                    };
                     out.push(Tok {
                         kind: Kind::Quoted,
                         text: name,
@@ -510,7 +515,7 @@ fn tokens(sql: &str) -> Option<Vec<Tok>> {
         };
         out.push(Tok {
             kind,
-            text: sql[start..i].to_string(),
+            text: std::borrow::Cow::Borrowed(&sql[start..i]),
             at: start,
             len: i - start,
         });

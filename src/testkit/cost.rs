@@ -69,23 +69,23 @@ pub struct Budget {
 pub const BUDGETS: [Budget; 4] = [
     Budget {
         path: CostPath::MysqlDirect,
-        instructions: 52_000,
-        allocations: 42,
+        instructions: 45_000,
+        allocations: 28,
     },
     Budget {
         path: CostPath::HttpDirect,
-        instructions: 80_000,
-        allocations: 60,
+        instructions: 78_000,
+        allocations: 56,
     },
     Budget {
         path: CostPath::HttpQueued,
-        instructions: 150_000,
-        allocations: 160,
+        instructions: 146_000,
+        allocations: 155,
     },
     Budget {
         path: CostPath::Drain,
-        instructions: 38_000,
-        allocations: 45,
+        instructions: 35_000,
+        allocations: 42,
     },
 ];
 

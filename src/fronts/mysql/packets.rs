@@ -34,7 +34,10 @@ pub fn ok_packet_tracked(
     if changed {
         status |= StatusFlags::SERVER_SESSION_STATE_CHANGED;
     }
-    let mut b = vec![0x00];
+    let mut b = Vec::with_capacity(
+        32 + info.len() + state.map_or(0, <[u8]>::len) + if changed { 18 } else { 0 },
+    );
+    b.push(0x00);
     put_lenenc_int(&mut b, affected);
     put_lenenc_int(&mut b, last_id);
     b.extend_from_slice(&status.bits().to_le_bytes());

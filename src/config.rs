@@ -137,7 +137,7 @@ config_keys! {
     drain_backoff_min: "SLUICE_DRAIN_BACKOFF_MIN" = "100ms",
     /// Longest retry delay after failed drain batches (retries never stop).
     drain_backoff_max: "SLUICE_DRAIN_BACKOFF_MAX" = "10s",
-    /// Name of the ledger table in the target database.
+    /// Name of the ledger table in the target database; its idempotency keys go in a table of the same name with `_keys` appended.
     ledger_table: "SLUICE_LEDGER_TABLE" = "sluice_applied",
     /// How long ledger rows, write statuses and idempotency keys are kept after a write is applied.
     ledger_retention: "SLUICE_LEDGER_RETENTION" = "24h",
@@ -423,14 +423,14 @@ impl Config {
         }
         let ledger_table = r.text("ledger_table");
         if ledger_table.is_empty()
-            || ledger_table.len() > 64
+            || ledger_table.len() > 59
             || !ledger_table
                 .bytes()
                 .all(|b| b.is_ascii_alphanumeric() || b == b'_')
         {
             return Err(r.invalid(
                 "ledger_table",
-                "expected a table name of letters, digits and underscores",
+                "expected a table name of letters, digits and underscores, at most 59 characters (its keys table adds `_keys`)",
             ));
         }
         let data_dir = PathBuf::from(r.text("data_dir"));

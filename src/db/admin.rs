@@ -231,7 +231,11 @@ impl AdminConn {
     }
 
     /// Ledger rows committed on this server since `since_unix`: id and
-    /// commit time (Unix seconds, its own clock), at most `limit`.
+    /// commit time (Unix seconds, its own clock), at most `limit`. The
+    /// ledger keeps no index on the commit time (every write would pay
+    /// for it), so this reads the whole ledger: once per failover, on a
+    /// fenced server that takes no writes. A write accepted long before it
+    /// committed has an early id, so the id range alone would miss it.
     pub async fn ledger_rows_since(
         &self,
         ledger_table: &str,

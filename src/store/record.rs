@@ -43,15 +43,20 @@ pub enum RecordError {
 
 /// Encode `value` into an envelope.
 pub fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, RecordError> {
-    let body = bincode::serde::encode_to_vec(value, bincode::config::standard())
-        .map_err(|e| RecordError::Encode(e.to_string()))?;
-    let mut out = Vec::with_capacity(HEADER + body.len());
+    // The body is encoded in place after room for the header, which is
+    // filled in once the body's checksum and length are known: one buffer,
+    // sized for a typical record, no copy.
+    let mut out = Vec::with_capacity(256);
     out.extend_from_slice(MAGIC);
     out.push(FORMAT_VERSION);
     out.push(CODEC_BINCODE2);
-    out.extend_from_slice(&crc32fast::hash(&body).to_be_bytes());
-    out.extend_from_slice(&(body.len() as u32).to_be_bytes());
-    out.extend_from_slice(&body);
+    out.extend_from_slice(&[0; 8]);
+    bincode::serde::encode_into_std_write(value, &mut out, bincode::config::standard())
+        .map_err(|e| RecordError::Encode(e.to_string()))?;
+    let body_len = out.len() - HEADER;
+    let crc = crc32fast::hash(&out[HEADER..]);
+    out[6..10].copy_from_slice(&crc.to_be_bytes());
+    out[10..14].copy_from_slice(&(body_len as u32).to_be_bytes());
     Ok(out)
 }
 

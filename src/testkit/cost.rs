@@ -69,22 +69,22 @@ pub struct Budget {
 pub const BUDGETS: [Budget; 4] = [
     Budget {
         path: CostPath::MysqlDirect,
-        instructions: 45_000,
+        instructions: 48_000,
         allocations: 28,
     },
     Budget {
         path: CostPath::HttpDirect,
-        instructions: 78_000,
+        instructions: 80_000,
         allocations: 56,
     },
     Budget {
         path: CostPath::HttpQueued,
-        instructions: 146_000,
+        instructions: 150_000,
         allocations: 155,
     },
     Budget {
         path: CostPath::Drain,
-        instructions: 37_000,
+        instructions: 38_000,
         allocations: 44,
     },
 ];

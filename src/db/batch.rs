@@ -534,10 +534,7 @@ mod tests {
             Vec::new(),
             &settings,
             "app",
-            Ledger {
-                table: "`app`.`l`",
-                keys: "`app`.`l_keys`",
-            },
+            LEDGER,
             Clock::Now,
             CharsAs::Literals,
             Some(1_800_000_000.5),
@@ -619,10 +616,7 @@ mod tests {
             Vec::new(),
             &AppliedSettings::fresh("app"),
             "app",
-            Ledger {
-                table: "`app`.`l`",
-                keys: "`app`.`l_keys`",
-            },
+            LEDGER,
             Clock::Now,
             CharsAs::Literals,
             None,
@@ -649,6 +643,11 @@ mod tests {
             parts[5]
         );
     }
+
+    const LEDGER: Ledger<'static> = Ledger {
+        table: "`app`.`l`",
+        keys: "`app`.`l_keys`",
+    };
 
     /// The batch of `w` alone, on a fresh connection.
     fn alone(w: &Write, clock: Clock) -> Batch {

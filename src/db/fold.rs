@@ -275,16 +275,16 @@ fn runs(writes: &[&Write], default_db: &str) -> Vec<Run> {
         _ => None,
     };
     let mut i = 0;
-    let mut next = writes.first().and_then(|w| shape_of(w));
+    // The shape of `writes[i]` when the run before it already read it.
+    let mut known = None;
     while i < writes.len() {
         let w = writes[i];
-        let Some(shape) = next.take() else {
+        let Some(shape) = known.take().unwrap_or_else(|| shape_of(w)) else {
             ddl_seen |= w
                 .statements
                 .iter()
                 .any(|s| scan(s.sql.as_bytes(), Dialect::default()).class == StatementClass::Ddl);
             i += 1;
-            next = writes.get(i).and_then(|w| shape_of(w));
             continue;
         };
         let sql = &w.statements[0].sql;
@@ -293,7 +293,6 @@ fn runs(writes: &[&Write], default_db: &str) -> Vec<Run> {
         let mut values = vec![shape.values.clone()];
         let mut items = vec![same_items.clone()];
         let mut j = i + 1;
-        next = None;
         while let Some(other) = writes.get(j) {
             // The same text (a prepared statement's): the same shape.
             if matches!(other.statements.as_slice(), [st] if st.sql == *sql)
@@ -304,16 +303,20 @@ fn runs(writes: &[&Write], default_db: &str) -> Vec<Run> {
                 j += 1;
                 continue;
             }
-            let Some(o) = shape_of(other) else { break };
-            let same = &other.statements[0].sql.as_bytes()[o.head.clone()] == head
-                && same_session(&other.context, &w.context);
-            if !same {
-                next = Some(o);
-                break;
+            match shape_of(other) {
+                Some(o)
+                    if &other.statements[0].sql.as_bytes()[o.head.clone()] == head
+                        && same_session(&other.context, &w.context) =>
+                {
+                    values.push(o.values);
+                    items.push(o.items.into());
+                    j += 1;
+                }
+                o => {
+                    known = Some(o);
+                    break;
+                }
             }
-            values.push(o.values);
-            items.push(o.items.into());
-            j += 1;
         }
         if j - i >= 2 {
             let schema = shape
@@ -333,9 +336,6 @@ fn runs(writes: &[&Write], default_db: &str) -> Vec<Run> {
             });
         }
         i = j;
-        if next.is_none() {
-            next = writes.get(i).and_then(|w| shape_of(w));
-        }
     }
     out
 }

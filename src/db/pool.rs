@@ -133,14 +133,24 @@ impl AppliedSettings {
         }
     }
 
+    /// Would [`AppliedSettings::session_changes`] send anything for `ctx`?
+    pub(super) fn wants_session_changes(&self, ctx: &SessionContext, default_db: &str) -> bool {
+        self.stale || self.wants_database(ctx, default_db).is_some() || self.wants_charset(ctx)
+    }
+
+    /// The database `ctx` runs in, when the session is elsewhere.
+    fn wants_database<'a>(&self, ctx: &'a SessionContext, default_db: &'a str) -> Option<&'a str> {
+        let want_db = ctx.database.as_deref().unwrap_or(default_db);
+        (self.database.as_deref() != Some(want_db)).then_some(want_db)
+    }
+
+    fn wants_charset(&self, ctx: &SessionContext) -> bool {
+        self.charset != ctx.charset
+    }
+
     /// The session-wide statements a batch needs before a write in `ctx`:
     /// its database and client character set (`sql_mode` and `time_zone`
     /// ride on each statement instead, so the session keeps the server's).
-    pub(super) fn wants_session_changes(&self, ctx: &SessionContext, default_db: &str) -> bool {
-        let want_db = ctx.database.as_deref().unwrap_or(default_db);
-        self.stale || self.database.as_deref() != Some(want_db) || self.charset != ctx.charset
-    }
-
     pub(super) fn session_changes(
         &mut self,
         ctx: &SessionContext,
@@ -149,11 +159,11 @@ impl AppliedSettings {
         let mut out = Vec::new();
         let all = std::mem::take(&mut self.stale);
         let want_db = ctx.database.as_deref().unwrap_or(default_db);
-        if all || self.database.as_deref() != Some(want_db) {
+        if all || self.wants_database(ctx, default_db).is_some() {
             out.push(format!("USE {}", ledger::quote_ident(want_db)));
             self.database = Some(want_db.to_string());
         }
-        if all || self.charset != ctx.charset {
+        if all || self.wants_charset(ctx) {
             out.push(format!(
                 "SET NAMES {}",
                 ctx.charset.as_deref().unwrap_or("utf8mb4")
